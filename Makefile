@@ -1,0 +1,40 @@
+# `make demo` and `make test` do all the setup: a .venv with torch (CPU wheel, pinned first so pip never pulls a
+# CUDA build), the package with its test extras, and Debian's graphviz when `dot` is missing and we are root.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	@if ! command -v dot >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
+	      || echo "warning: could not install graphviz; rendering will write .dot files only"; \
+	  else echo "note: graphviz's 'dot' is missing (apt-get install graphviz); rendering will write .dot only"; fi; \
+	fi
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m perceptspec.examples.demo
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test: typecheck pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.forward
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Forward-pass microbenchmarks: perceptspec side by side with hand-written PyTorch, in one process."""

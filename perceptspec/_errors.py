@@ -1,0 +1,53 @@
+"""The library's errors: one base class, one subclass per layer that can reject input.
+
+Each error keeps its details in fields (which block, which key, what was expected, what came) and builds its
+message from them, so callers can both read the text and inspect the parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class PerceptSpecError(Exception):
+    """Base of every error perceptspec raises on bad input."""
+
+
+class SpecError(PerceptSpecError, ValueError):
+    """A spec is invalid: a bad field value or type, or a graph that cannot be wired."""
+
+    def __init__(self, where: str, problems: Sequence[str]) -> None:
+        self.where = where
+        self.problems = tuple(problems)
+        lines = [f"{where}: {self.problems[0]}"] if len(self.problems) == 1 else [f"{where}:"]
+        if len(self.problems) > 1:
+            lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class ShapeError(PerceptSpecError, ValueError):
+    """Shapes do not fit: a block received an input shape it cannot take, or `in_shapes` is wrong."""
+
+    def __init__(self, message: str, *, block: str | None = None, block_type: str | None = None,
+                 key: str | None = None) -> None:
+        self.block = block
+        self.block_type = block_type
+        self.key = key
+        self.detail = message
+        where = []
+        if block is not None:
+            where.append(f"block '{block}' ({block_type})" if block_type else f"block '{block}'")
+        if key is not None:
+            where.append(f"key '{key}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class SignatureError(PerceptSpecError, TypeError):
+    """A materialized module was called with inputs that do not match its spec."""
+
+    def __init__(self, key: str | None, expected: str, got: str) -> None:
+        self.key = key
+        self.expected = expected
+        self.got = got
+        where = f"input '{key}'" if key is not None else "inputs"
+        super().__init__(f"{where}: expected {expected}, got {got}")

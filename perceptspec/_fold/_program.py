@@ -1,0 +1,68 @@
+"""Lowering: a spec (a block or nested Graphs) becomes a flat program of equations, like a jaxpr.
+
+Every fold (shapes, parameters, summary, rendering) and the torch interpreter loop over this one flat form, so
+none of them needs to know how graphs nest. Nested graphs are inlined: their private keys get the path of the
+graph as a prefix ("latent.hidden"), their inputs and outputs bind to the keys of the enclosing graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+
+from perceptspec._spec import Block, Graph, Initializer, TorchDefault
+
+
+@dataclasses.dataclass(frozen=True)
+class Eqn:
+    """One leaf block applied: `outs = block(*ins)`. `path` names it ("latent.screen_conv") in errors and modules."""
+
+    path: str
+    block: Block
+    ins: tuple[str, ...]
+    outs: tuple[str, ...]
+    init: Initializer
+
+    @property
+    def kind(self) -> str:
+        return type(self.block).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A spec flattened: the input keys, the equations in a valid evaluation order, the output keys."""
+
+    inputs: tuple[str, ...]
+    eqns: tuple[Eqn, ...]
+    outputs: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def lower(spec: Block) -> Program:
+    """Flatten `spec` into a Program. A bare block becomes a one-equation program named after its first out key."""
+    eqns: list[Eqn] = []
+    if isinstance(spec, Graph):
+        env = {k: k for k in spec.in_keys}
+        _inline(spec, "", env, TorchDefault(), eqns, {})
+        return Program(tuple(spec.in_keys), tuple(eqns), tuple(env[k] for k in spec.out_keys))
+    init = spec.init if spec.init is not None else TorchDefault()
+    eqns.append(Eqn(spec.out_keys[0], spec, tuple(spec.in_keys), tuple(spec.out_keys), init))
+    return Program(tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
+
+
+def _inline(graph: Graph, prefix: str, env: dict[str, str], default_init: Initializer, eqns: list[Eqn],
+            exports: Mapping[str, str]) -> None:
+    """Append the equations of `graph`. `env` maps the graph's keys to program variables (it starts with the
+    inputs and grows); `exports` names the variables of the graph's out keys in the enclosing scope."""
+    init = graph.init if graph.init is not None else default_init
+    for name in graph.topological_order:
+        block = graph.blocks[name]
+        path = f"{prefix}{name}"
+        ins = tuple(env[k] for k in block.in_keys)
+        outs = tuple(exports.get(k, f"{prefix}{k}") for k in block.out_keys)
+        env.update(zip(block.out_keys, outs))
+        if isinstance(block, Graph):
+            _inline(block, f"{path}.", dict(zip(block.in_keys, ins)), init, eqns, dict(zip(block.out_keys, outs)))
+        else:
+            eqns.append(Eqn(path, block, ins, outs, block.init if block.init is not None else init))

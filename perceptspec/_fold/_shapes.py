@@ -1,0 +1,92 @@
+"""The shape fold: input shapes -> the shape of every key, without creating a tensor."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+import types
+from collections.abc import Mapping, Sequence
+
+from perceptspec._errors import ShapeError
+from perceptspec._fold import rules as _rules  # noqa: F401  (registers every kind's rules)
+from perceptspec._fold._program import Eqn, Program, lower
+from perceptspec._fold._rules import Mismatch, Shape, shape_rules
+from perceptspec._spec import Block
+
+ShapeItems = tuple[tuple[str, Shape], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """A program with the shapes of all its variables: what every other fold and the interpreter start from."""
+
+    program: Program
+    shapes: Mapping[str, Shape]
+
+    def ins(self, eqn: Eqn) -> tuple[Shape, ...]:
+        return tuple(self.shapes[v] for v in eqn.ins)
+
+    def outs(self, eqn: Eqn) -> tuple[Shape, ...]:
+        return tuple(self.shapes[v] for v in eqn.outs)
+
+    @property
+    def in_shapes(self) -> dict[str, Shape]:
+        return {k: self.shapes[k] for k in self.program.inputs}
+
+
+def infer_shapes(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
+    """The shape (without batch dims) of every key of `spec`, inputs included; nested keys as 'graph.key'.
+
+    Raises `ShapeError` naming the block, the key, what it expected and what it got.
+    """
+    return dict(trace(spec, in_shapes).shapes)
+
+
+def trace(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> Trace:
+    """Lower `spec` and run every shape rule once (memoised: specs and shapes are values)."""
+    program = lower(spec)
+    return _trace(spec, _checked_in_shapes(program, in_shapes))
+
+
+@functools.lru_cache(maxsize=256)
+def _trace(spec: Block, in_shapes: ShapeItems) -> Trace:
+    program = lower(spec)
+    env: dict[str, Shape] = dict(in_shapes)
+    for eqn in program.eqns:
+        ins = tuple(env[v] for v in eqn.ins)
+        try:
+            outs = shape_rules.lookup(type(eqn.block))(eqn.block, ins)
+        except Mismatch as m:
+            key = eqn.ins[m.index] if m.index is not None else None
+            raise ShapeError(str(m), block=eqn.path, block_type=eqn.kind, key=key) from None
+        env.update(zip(eqn.outs, outs))
+    return Trace(program, types.MappingProxyType(env))
+
+
+def _checked_in_shapes(program: Program, in_shapes: Mapping[str, Sequence[int]]) -> ShapeItems:
+    """`in_shapes` as a hashable value, after checking it names exactly the spec's inputs with valid shapes."""
+    if not isinstance(in_shapes, Mapping):
+        raise ShapeError(f"in_shapes: expected a mapping from input key to shape, got {in_shapes!r}")
+    expected = list(program.inputs)
+    for key in expected:
+        if key not in in_shapes:
+            raise ShapeError(f"in_shapes has no shape for this input (spec inputs: {expected}, "
+                             f"given: {list(in_shapes)})", key=key)
+    for key in in_shapes:
+        if key not in program.inputs:
+            raise ShapeError(f"in_shapes names a key the spec does not read (spec inputs: {expected})", key=key)
+    return tuple((key, _checked_shape(key, in_shapes[key])) for key in expected)
+
+
+def _checked_shape(key: str, shape: object) -> Shape:
+    problem = f"expected a shape (a tuple of positive ints, without the batch dim), got {shape!r}"
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise ShapeError(problem, key=key)
+    try:
+        dims = tuple(operator.index(d) for d in shape if not isinstance(d, bool))
+    except TypeError:
+        raise ShapeError(problem, key=key) from None
+    if len(dims) != len(shape) or any(d <= 0 for d in dims):
+        raise ShapeError(problem, key=key)
+    return dims

@@ -1,0 +1,167 @@
+"""Frozen, validated spec values: the base every block, combinator and initialiser derives from.
+
+A descriptor is a frozen dataclass. On construction each field is normalised (lists become tuples, mappings
+become pmaps, a single key becomes a 1-tuple, ints become floats where a float is expected), type-checked with
+typeguard against its annotation, then the class's value invariants run. Every problem is collected and raised
+once as a `SpecError` that names the descriptor and the fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import re
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar, Union, dataclass_transform, get_args, get_origin, get_type_hints
+
+from pyrsistent import pmap
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from perceptspec._errors import SpecError
+
+T = TypeVar("T")
+
+_kinds: dict[str, type[Descriptor]] = {}
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def descriptor(cls: type[T]) -> type[T]:
+    """Make `cls` a frozen, keyword-only dataclass whose repr is the code that builds it."""
+    return dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
+
+
+def descriptor_kind(name: str) -> type[Descriptor]:
+    """The registered descriptor class called `name` (what `from_dict` may build; nothing else)."""
+    try:
+        return _kinds[name]
+    except KeyError:
+        raise SpecError(f"unknown kind '{name}'", [f"known kinds: {', '.join(sorted(_kinds))}"]) from None
+
+
+class Descriptor:
+    """Base of all spec values. Subclasses are decorated with `@descriptor` (or a frozen dataclass)."""
+
+    _abstract: ClassVar[bool] = True
+    #: per-field converters applied after structural normalisation (e.g. Maze's "torch.nn.ReLU" -> "relu")
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_abstract", False):
+            return
+        if cls.__name__ in _kinds:
+            raise TypeError(f"a descriptor kind named '{cls.__name__}' is already registered")
+        _kinds[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        hints = _field_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
+            if not f.init:
+                continue
+            raw = getattr(self, f.name)
+            hint = hints[f.name]
+            try:
+                value = _normalise(raw, hint)
+                converter = self._converters.get(f.name)
+                if converter is not None:
+                    value = converter(value)
+                check_type(value, hint, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+            except (TypeError, ValueError, TypeCheckError) as e:
+                detail = str(e) if isinstance(e, (TypeError, ValueError)) and not isinstance(e, TypeCheckError) \
+                    else f"expected {type_name(hint)}"
+                problems.append(f"field '{f.name}': {detail}, got {raw!r}")
+                continue
+            object.__setattr__(self, f.name, value)
+        if not problems:
+            problems.extend(self._value_problems())
+        if problems:
+            raise SpecError(self._where(), problems)
+
+    def _value_problems(self) -> Iterator[str]:
+        """Invariants over the (already normalised and type-checked) field values; one message each."""
+        return iter(())
+
+    def _where(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        parts = []
+        # the inherited `init` reads best last: Dense(in_keys=..., out_keys=..., hidden_units=..., init=...)
+        fields = sorted(dataclasses.fields(self), key=lambda f: f.name == "init")  # type: ignore[arg-type]
+        for f in fields:
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            parts.append(f"{f.name}={_repr_value(value)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _repr_value(value: object) -> str:
+    if isinstance(value, tuple):
+        if len(value) == 1 and isinstance(value[0], str):
+            return repr(value[0])
+        return "[" + ", ".join(_repr_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_repr_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+_hints: dict[type, dict[str, Any]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of a descriptor class (memoised per class)."""
+    if cls not in _hints:
+        _hints[cls] = get_type_hints(cls)
+    return _hints[cls]
+
+
+def type_name(hint: Any) -> str:
+    """A readable name for a type annotation: `Sequence[int]`, `Initializer | None`."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)
+
+
+def _normalise(value: Any, hint: Any) -> Any:
+    """Turn what users write (lists, dicts, a single key, numpy ints) into the frozen form `hint` describes."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for candidate in (a for a in args if a is not type(None)):
+            try:
+                normalised = _normalise(value, candidate)
+                check_type(normalised, candidate, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+            except (TypeError, ValueError, TypeCheckError):
+                continue
+            return normalised
+        return value
+    if origin in (Sequence, tuple) and args:
+        item = args[0]
+        if isinstance(value, str):
+            return (value,) if item is str else value
+        if isinstance(value, Sequence) or _is_array(value):
+            return tuple(_normalise(v, item) for v in value)
+        return value
+    if origin is Mapping and len(args) == 2 and isinstance(value, Mapping):
+        return pmap({k: _normalise(v, args[1]) for k, v in value.items()})
+    if hint is int or hint is float:
+        if isinstance(value, bool):
+            raise TypeError(f"expected {hint.__name__}, not a bool")
+        if hint is int and not isinstance(value, int) and hasattr(value, "__index__"):
+            return operator.index(value)
+        if hint is float and isinstance(value, int):
+            return float(value)
+        if hint is float and not isinstance(value, float) and hasattr(value, "__float__") \
+                and not isinstance(value, str):
+            return float(value)
+    return value
+
+
+def _is_array(value: object) -> bool:
+    return hasattr(value, "__array__") and hasattr(value, "__len__")

@@ -1,0 +1,120 @@
+"""`Graph`: blocks wired by key names. A Graph is itself a block, so graphs nest."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+
+from perceptspec._spec._block import Block, key_problem
+from perceptspec._spec._init import Initializer
+
+
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class Graph(Block):
+    """Named blocks wired by their keys, like Maze's InferenceBlock.
+
+    `blocks` maps block names to blocks (a sequence is accepted; each block is then named after its first out key).
+    `in_keys` are the keys that no block produces; `out_keys` are what the graph returns. `init` is the default
+    initialiser of every block inside that does not set its own.
+    """
+
+    n_inputs = None
+    n_outputs = None
+
+    blocks: Mapping[str, Block]
+    in_keys: Sequence[str] = dataclasses.field(init=False)
+
+    def __init__(self, blocks: Mapping[str, Block] | Sequence[Block], out_keys: str | Sequence[str], *,
+                 init: Initializer | None = None) -> None:
+        if not isinstance(blocks, Mapping):
+            blocks = {_default_name(b): b for b in blocks}
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "out_keys", out_keys)
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "in_keys", ())
+        self.__post_init__()
+
+    def _value_problems(self) -> Iterator[str]:
+        problems = [p for p in super()._value_problems() if not p.startswith("field 'in_keys'")]
+        for name in self.blocks:
+            if problem := key_problem(name):
+                problems.append(f"block name: {problem.replace('key', 'name', 1)}")
+        if not self.blocks:
+            problems.append("field 'blocks': a Graph needs at least one block")
+        if not problems:
+            order, in_keys, wiring = _wire(self.blocks, self.out_keys)
+            problems += wiring
+            object.__setattr__(self, "in_keys", in_keys)
+            object.__setattr__(self, "order", order)
+        return iter(problems)
+
+    @property
+    def topological_order(self) -> tuple[str, ...]:
+        """Block names in an order where every block comes after the producers of its inputs (ties by name)."""
+        order: tuple[str, ...] = self.__dict__["order"]
+        return order
+
+    def __repr__(self) -> str:
+        blocks = ", ".join(f"{name!r}: {block!r}" for name, block in self.blocks.items())
+        init = f", init={self.init!r}" if self.init is not None else ""
+        out_keys = repr(self.out_keys[0]) if len(self.out_keys) == 1 else repr(list(self.out_keys))
+        return f"Graph({{{blocks}}}, out_keys={out_keys}{init})"
+
+
+def _default_name(block: object) -> str:
+    out_keys = getattr(block, "out_keys", ())
+    return str(out_keys[0]) if out_keys else type(block).__name__
+
+
+def _wire(blocks: Mapping[str, Block], out_keys: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """Order the blocks, find the graph's inputs and report every wiring problem at once."""
+    problems: list[str] = []
+    producers: dict[str, str] = {}
+    for name in sorted(blocks):
+        for key in blocks[name].out_keys:
+            if key in producers:
+                problems.append(f"key '{key}' is produced by two blocks, '{producers[key]}' and '{name}'")
+            else:
+                producers[key] = name
+    for key in out_keys:
+        if key not in producers:
+            problems.append(f"out key '{key}' is produced by no block (produced keys: {sorted(producers)})")
+
+    needs = {name: {producers[k] for k in blocks[name].in_keys if k in producers} for name in blocks}
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(blocks):
+        ready = sorted(n for n in blocks if n not in placed and needs[n] <= placed)
+        if not ready:
+            problems.append(f"blocks form a cycle: {_describe_cycle(needs, placed)}")
+            break
+        order.extend(ready)
+        placed.update(ready)
+
+    live: set[str] = set()
+    frontier = [producers[k] for k in out_keys if k in producers]
+    while frontier:
+        name = frontier.pop()
+        if name not in live:
+            live.add(name)
+            frontier.extend(needs[name])
+    for name in sorted(set(blocks) - live):
+        problems.append(f"block '{name}' contributes to no out key (out_keys: {list(out_keys)})")
+
+    in_keys: list[str] = []
+    for name in order + sorted(set(blocks) - placed):
+        for key in blocks[name].in_keys:
+            if key not in producers and key not in in_keys:
+                in_keys.append(key)
+    return tuple(order), tuple(in_keys), problems
+
+
+def _describe_cycle(needs: Mapping[str, set[str]], placed: set[str]) -> str:
+    start = min(n for n in needs if n not in placed)
+    path = [start]
+    while True:
+        step = min(n for n in needs[path[-1]] if n not in placed)
+        if step in path:
+            cycle = path[path.index(step):] + [step]
+            return " -> ".join(f"'{n}'" for n in cycle)
+        path.append(step)

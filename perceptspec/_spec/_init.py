@@ -1,0 +1,116 @@
+"""Weight initialisers and output-bias initialisers: part of the spec, applied when it is materialized."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+from perceptspec._spec._descriptor import Descriptor, descriptor
+
+
+@descriptor
+class Initializer(Descriptor):
+    """How a block's weights (and biases, unless a head bias says otherwise) are initialised."""
+
+    _abstract: ClassVar[bool] = True
+
+
+@descriptor
+class TorchDefault(Initializer):
+    """PyTorch's own default for the layer (e.g. `nn.Linear.reset_parameters`)."""
+
+
+@descriptor
+class NormC(Initializer):
+    """Maze's normc: weights drawn N(0, 1), then each output unit's weight row scaled to norm `std`; biases 0."""
+
+    std: float = 1.0
+
+    def _value_problems(self) -> Iterator[str]:
+        if not self.std > 0:
+            yield f"field 'std': expected a positive float, got {self.std!r}"
+
+
+@descriptor
+class Orthogonal(Initializer):
+    """Orthogonal weights scaled by `gain` (e.g. sqrt(2) for ReLU bodies, 0.01 for policy heads); biases 0."""
+
+    gain: float = 1.0
+
+    def _value_problems(self) -> Iterator[str]:
+        if not self.gain > 0:
+            yield f"field 'gain': expected a positive float, got {self.gain!r}"
+
+
+@descriptor
+class XavierUniform(Initializer):
+    """Glorot uniform weights scaled by `gain`; biases 0."""
+
+    gain: float = 1.0
+
+    def _value_problems(self) -> Iterator[str]:
+        if not self.gain > 0:
+            yield f"field 'gain': expected a positive float, got {self.gain!r}"
+
+
+@descriptor
+class Bias(Descriptor):
+    """Initial bias of an output head, which sets the untrained policy's action distribution."""
+
+    _abstract: ClassVar[bool] = True
+
+    def size_problem(self, units: int) -> str | None:
+        """Why this bias cannot initialise a head of `units` outputs, or None when it can."""
+        return None
+
+
+@descriptor
+class ConstantBias(Bias):
+    """Every bias entry set to `value`."""
+
+    value: float = 0.0
+
+    def _value_problems(self) -> Iterator[str]:
+        if not math.isfinite(self.value):
+            yield f"field 'value': expected a finite float, got {self.value!r}"
+
+
+@descriptor
+class CategoricalBias(Bias):
+    """Bias = log(probs), so the untrained categorical head picks action i with probability probs[i]."""
+
+    probs: Sequence[float]
+
+    def _value_problems(self) -> Iterator[str]:
+        if not self.probs:
+            yield "field 'probs': expected at least one probability, got ()"
+        elif any(not 0.0 < p <= 1.0 for p in self.probs):
+            yield f"field 'probs': expected probabilities in (0, 1], got {list(self.probs)}"
+        elif not math.isclose(sum(self.probs), 1.0, rel_tol=1e-6, abs_tol=1e-6):
+            yield f"field 'probs': expected probabilities summing to 1, got sum {sum(self.probs):g}"
+
+    def size_problem(self, units: int) -> str | None:
+        if len(self.probs) != units:
+            return f"CategoricalBias has {len(self.probs)} probabilities for {units} output units"
+        return None
+
+
+@descriptor
+class BernoulliBias(Bias):
+    """Bias = log(p) - log(1 - p), so each untrained binary head fires with probability p.
+
+    `p` is one probability for every unit, or one per unit.
+    """
+
+    p: float | Sequence[float]
+
+    def _value_problems(self) -> Iterator[str]:
+        ps = self.p if isinstance(self.p, tuple) else (self.p,)
+        if not ps or any(not 0.0 < p < 1.0 for p in ps):
+            yield f"field 'p': expected probabilities in (0, 1), got {self.p!r}"
+
+    def size_problem(self, units: int) -> str | None:
+        if isinstance(self.p, tuple) and len(self.p) != units:
+            return f"BernoulliBias has {len(self.p)} probabilities for {units} output units"
+        return None

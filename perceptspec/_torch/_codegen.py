@@ -1,0 +1,78 @@
+"""Spec -> Python source of a flat `forward`, one statement per operation (like torch.fx's codegen).
+
+Pure string work: which ops each block becomes comes from `emit_rules`; turning the source into a function is
+`compile_forward`'s job, which registers it with linecache so tracebacks and debuggers show the generated lines.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import keyword
+import linecache
+import re
+from collections.abc import Callable
+from typing import Any
+
+from perceptspec._fold._rules import label_rules
+from perceptspec._fold._shapes import Trace
+from perceptspec._torch._tables import Site, call_module, emit_rules
+
+_RESERVED = {"self", "inputs", "torch", "F", "_b", "_check", *dir(builtins)}
+_counter = itertools.count()
+
+
+class Namespace:
+    """Unique, valid Python names made from keys ('latent.screen' -> 'latent_screen'), as fx's `_Namespace`."""
+
+    def __init__(self) -> None:
+        self._used = set(_RESERVED)
+
+    def create(self, hint: str) -> str:
+        base = re.sub(r"\W", "_", hint) or "v"
+        if base[0].isdigit() or keyword.iskeyword(base):
+            base = f"_{base}"
+        name, n = base, 1
+        while name in self._used:
+            name, n = f"{base}_{n}", n + 1
+        self._used.add(name)
+        return name
+
+
+def module_expression(path: str) -> str:
+    """The expression reaching a block's module from `_b` (the root's block dict), one level per nested graph."""
+    first, *rest = path.split(".")
+    return f"_b[{first!r}]" + "".join(f"._modules[{part!r}]" for part in rest)
+
+
+def forward_source(t: Trace, check: str) -> str:
+    """The source of `forward(self, inputs)` for the traced program; `check` is 'always', 'first' or 'off'."""
+    names = Namespace()
+    var = {v: names.create(v) for v in t.program.inputs}
+    lines = ["def forward(self, inputs):"]
+    if check == "always":
+        lines.append("    _check(self, inputs)")
+    elif check == "first":
+        lines += ["    if self._check_pending:", "        _check(self, inputs)"]
+    lines += [f"    {var[k]} = inputs[{k!r}]" for k in t.program.inputs]
+    lines.append("    _b = self._modules['blocks']._modules")
+    for eqn in t.program.eqns:
+        var.update((v, names.create(v)) for v in eqn.outs)
+        site = Site(module_expression(eqn.path), tuple(var[v] for v in eqn.ins), tuple(var[v] for v in eqn.outs),
+                    names.create)
+        rule = emit_rules.get(type(eqn.block)) or call_module
+        lines.append(f"    # {eqn.path}: {label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))}")
+        lines += [f"    {line}" for line in rule(eqn.block, site)]
+    outputs = ", ".join(f"{k!r}: {var[k]}" for k in t.program.outputs)  # top-level outputs keep their keys
+    lines.append(f"    return {{{outputs}}}")
+    return "\n".join(lines) + "\n"
+
+
+def compile_forward(source: str, global_values: dict[str, Any]) -> Callable[..., Any]:
+    """Exec `source` under a unique `<perceptspec-forward-N>` filename registered in linecache."""
+    filename = f"<perceptspec-forward-{next(_counter)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace = dict(global_values)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
+    forward: Callable[..., Any] = namespace["forward"]
+    return forward

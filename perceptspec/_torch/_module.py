@@ -1,0 +1,116 @@
+"""The interpreter: a spec becomes an `nn.Module` with a generated, flat, checked `forward`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's torch rules)
+from perceptspec._errors import SpecError
+from perceptspec._fold._rules import Shape
+from perceptspec._fold._shapes import Trace, trace
+from perceptspec._spec import Block
+from perceptspec._torch._codegen import compile_forward, forward_source
+from perceptspec._torch._signature import check_inputs
+from perceptspec._torch._tables import torch_builders
+
+CHECK_MODES = ("always", "first", "off")
+
+
+class SpecModule(nn.Module):
+    """A materialized spec. `forward(dict[str, Tensor]) -> dict[str, Tensor]` returns exactly the spec's out keys.
+
+    Parameters live in `blocks`, one submodule per block, nested like the spec's graphs, so `state_dict` keys read
+    `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`).
+    """
+
+    code: str
+
+    def __init__(self, spec: Block, t: Trace, blocks: nn.ModuleDict, check: str) -> None:
+        super().__init__()
+        self.spec = spec
+        self.in_shapes: dict[str, Shape] = t.in_shapes
+        self.out_shapes: dict[str, Shape] = {k: t.shapes[k] for k in t.program.outputs}
+        self.check = check
+        self.blocks = blocks
+        self.signature: tuple[tuple[str, Shape], ...] = tuple(self.in_shapes.items())
+        self._check_pending = check != "off"
+        self._refresh_expectations()
+
+    def _refresh_expectations(self) -> None:
+        first = next(self.parameters(), None)
+        self.expected_dtype: torch.dtype | None = None if first is None else first.dtype
+        self.expected_device: torch.device | None = None if first is None else first.device
+
+    def _apply(self, fn: Any, recurse: bool = True) -> SpecModule:
+        # .to() / .double() / .cuda() change what inputs must be
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch leaves _apply unannotated
+        self._refresh_expectations()
+        return self
+
+    def block_module(self, path: str) -> nn.Module:
+        """The module of the block at `path` ('latent.dense')."""
+        module: nn.Module = self.blocks
+        for part in path.split("."):
+            module = module._modules[part]  # type: ignore[assignment]  # every level exists by construction
+        return module
+
+    def extra_repr(self) -> str:
+        return f"in_shapes={self.in_shapes}, out_shapes={self.out_shapes}, check={self.check!r}"
+
+
+def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
+                check: str = "first") -> SpecModule:
+    """Build the torch module of `spec` for inputs of `in_shapes` (without batch dims).
+
+    seed: None draws from torch's global RNG; an int gives bit-identical weights for the same spec in any process
+    (each block draws from its own generator, seeded from `seed` and the block's path).
+    check: 'always' checks every call's inputs, 'first' only the first call's, 'off' none.
+    """
+    if check not in CHECK_MODES:
+        raise SpecError("materialize", [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
+    t = trace(spec, in_shapes)
+    blocks = nn.ModuleDict()
+    for eqn in t.program.eqns:
+        generator = None if seed is None else block_generator(seed, eqn.path)
+        module = torch_builders.lookup(type(eqn.block))(eqn.block, t.ins(eqn), eqn.init, generator)
+        *graphs, name = eqn.path.split(".")
+        parent = blocks
+        for graph in graphs:
+            if graph not in parent:
+                parent[graph] = nn.ModuleDict()
+            parent = parent[graph]  # type: ignore[assignment]  # nested graphs are ModuleDicts
+        parent[name] = module
+    source = forward_source(t, check)
+    forward = compile_forward(source, {"torch": torch, "F": F, "_check": check_inputs})
+    cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {"forward": forward, "code": source,
+                                                            "__module__": __name__})
+    module = cls(spec, t, blocks, check)
+    assert isinstance(module, SpecModule)
+    return module
+
+
+def block_generator(seed: int, path: str) -> torch.Generator:
+    """A generator for one block, seeded from (seed, path): weights do not depend on block order or process."""
+    digest = hashlib.sha256(f"{seed}/{path}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def run_reference(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The slow reference interpreter: walk the program, calling each block's eager module.
+
+    The generated forward must agree with it; tests compare the two.
+    """
+    program = trace(module.spec, module.in_shapes).program
+    env = dict(inputs)
+    for eqn in program.eqns:
+        result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
+        env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
+    return {k: env[k] for k in program.outputs}

@@ -1,0 +1,85 @@
+"""Run-time checks of a materialized module's inputs: keys, types, dtypes, devices, trailing shapes, batch dims.
+
+The fast path is one loop over the expected inputs (about a microsecond); only when it fails does `diagnose` work
+out which key is wrong and how (typeguard, with every dict item checked, for the types), and raise one
+`SignatureError` naming the key, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import torch
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from perceptspec._errors import SignatureError
+from perceptspec._fold._rules import Shape
+
+if TYPE_CHECKING:
+    from perceptspec._torch._module import SpecModule
+
+
+def check_inputs(module: SpecModule, inputs: object) -> None:
+    """Raise `SignatureError` unless `inputs` fits `module`'s signature; then stop checking in check='first'."""
+    if torch.compiler.is_compiling():  # dynamo guards shapes and dtypes itself; keep the graph unbroken
+        return
+    signature = module.signature
+    dtype, device = module.expected_dtype, module.expected_device
+    if type(inputs) is dict and len(inputs) == len(signature):
+        batch = None
+        for key, shape in signature:
+            x = inputs.get(key)
+            if not isinstance(x, torch.Tensor) or (dtype is not None and (x.dtype != dtype or x.device != device)):
+                break
+            lead = x.dim() - len(shape)
+            if lead < 0 or x.shape[lead:] != shape:
+                break
+            if batch is None:
+                batch = x.shape[:lead]
+            elif x.shape[:lead] != batch:
+                break
+        else:
+            module._check_pending = False
+            return
+    diagnose(signature, dtype, device, inputs)
+
+
+def diagnose(signature: tuple[tuple[str, Shape], ...], dtype: torch.dtype | None, device: torch.device | None,
+             inputs: object) -> None:
+    """Raise the `SignatureError` that says what is wrong with `inputs`."""
+    expected_keys = [k for k, _ in signature]
+    if not isinstance(inputs, Mapping):
+        raise SignatureError(None, f"a dict of tensors with keys {expected_keys}", type(inputs).__qualname__)
+    try:
+        check_type(inputs, dict[str, torch.Tensor], collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError:
+        for key, value in inputs.items():
+            if not isinstance(key, str):
+                raise SignatureError(repr(key), "str keys", type(key).__qualname__) from None
+            if not isinstance(value, torch.Tensor):
+                raise SignatureError(key, "a torch.Tensor", type(value).__qualname__) from None
+        if not isinstance(inputs, dict):
+            raise SignatureError(None, "a dict", type(inputs).__qualname__) from None
+    for key in expected_keys:
+        if key not in inputs:
+            raise SignatureError(key, f"this key (inputs needed: {expected_keys})", f"keys {list(inputs)}")
+    for key in inputs:
+        if key not in expected_keys:
+            raise SignatureError(key, f"only the keys {expected_keys}", "this key as well")
+    first: tuple[str, torch.Size] | None = None
+    for key, shape in signature:
+        x: torch.Tensor = inputs[key]
+        if dtype is not None and x.dtype != dtype:
+            raise SignatureError(key, f"dtype {dtype} (the module's parameters')", f"dtype {x.dtype}")
+        if device is not None and x.device != device:
+            raise SignatureError(key, f"a tensor on {device} (the module's device)", f"a tensor on {x.device}")
+        lead = x.dim() - len(shape)
+        if lead < 0 or x.shape[lead:] != shape:
+            raise SignatureError(key, f"shape (*batch, {', '.join(map(str, shape))})",
+                                 f"shape {tuple(x.shape)}")
+        if first is None:
+            first = (key, x.shape[:lead])
+        elif x.shape[:lead] != first[1]:
+            raise SignatureError(key, f"leading batch dims {tuple(first[1])} like input '{first[0]}'",
+                                 f"{tuple(x.shape[:lead])} (shape {tuple(x.shape)})")
