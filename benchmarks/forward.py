@@ -6,6 +6,7 @@ reports the median time per call and its ratio to hand-written PyTorch, and is w
 
 from __future__ import annotations
 
+import functools
 import platform
 import statistics
 import sys
@@ -58,7 +59,7 @@ def run(batches: tuple[int, ...] = (1, 32, 256), rounds: int = 15, calls: int = 
             samples: dict[str, list[float]] = {name: [] for name in models}
             for _ in range(rounds):
                 for name, model in models.items():
-                    samples[name].append(time_calls(lambda m=model: m(inputs), calls))
+                    samples[name].append(time_calls(functools.partial(model, inputs), calls))
             base = statistics.median(samples["hand-written nn.Module"])
             for name, times in samples.items():
                 median = statistics.median(times)

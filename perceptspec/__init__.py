@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from perceptspec._errors import PerceptSpecError, ShapeError, SignatureError, SpecError
-from perceptspec._fold import count_parameters, from_dict, from_yaml, infer_shapes, summary, to_dict, to_yaml
-from perceptspec._materialize import materialize
-from perceptspec._spec import (NON_LINEARITIES, BernoulliBias, Bias, Block, CategoricalBias, ConstantBias, Dense,
-                               Graph, Initializer, LinearOutput, NormC, Orthogonal, TorchDefault, XavierUniform)
+from perceptspec._errors import PerceptSpecError as PerceptSpecError
+from perceptspec._errors import ShapeError as ShapeError
+from perceptspec._errors import SignatureError as SignatureError
+from perceptspec._errors import SpecError as SpecError
+from perceptspec._fold import count_parameters as count_parameters
+from perceptspec._fold import from_dict as from_dict
+from perceptspec._fold import from_yaml as from_yaml
+from perceptspec._fold import infer_shapes as infer_shapes
+from perceptspec._fold import summary as summary
+from perceptspec._fold import to_dict as to_dict
+from perceptspec._fold import to_yaml as to_yaml
+from perceptspec._materialize import materialize as materialize
+from perceptspec._spec import *  # every block, combinator and initialiser
 
 if TYPE_CHECKING:
-    from perceptspec._torch import SpecModule
-
-__all__ = [
-    "NON_LINEARITIES", "BernoulliBias", "Bias", "Block", "CategoricalBias", "ConstantBias", "Dense", "Graph",
-    "Initializer", "LinearOutput", "NormC", "Orthogonal", "PerceptSpecError", "ShapeError", "SignatureError",
-    "SpecError", "SpecModule", "TorchDefault", "XavierUniform", "count_parameters", "from_dict", "from_yaml",
-    "infer_shapes", "materialize", "summary", "to_dict", "to_yaml",
-]
+    from perceptspec._torch import SpecModule as SpecModule
 
 
 def __getattr__(name: str) -> Any:

@@ -51,6 +51,16 @@ def lower(spec: Block) -> Program:
     return Program(tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
 
 
+def input_roles(program: Program) -> dict[str, str]:
+    """The role of every program input ('features' or 'mask'): 'mask' only when every reader takes it as one."""
+    roles = {k: "mask" for k in program.inputs}
+    for eqn in program.eqns:
+        for var, role in zip(eqn.ins, eqn.block.input_roles()):
+            if var in roles and role != "mask":
+                roles[var] = role
+    return roles
+
+
 def _inline(graph: Graph, prefix: str, env: dict[str, str], default_init: Initializer, eqns: list[Eqn],
             exports: Mapping[str, str]) -> None:
     """Append the equations of `graph`. `env` maps the graph's keys to program variables (it starts with the

@@ -16,8 +16,8 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 
 from perceptspec._errors import SpecError
-from perceptspec._spec import Block, Descriptor, Graph, descriptor_kind
-from perceptspec._spec._descriptor import _field_hints
+from perceptspec._spec import Block, Graph
+from perceptspec._spec._descriptor import Descriptor, field_hints, descriptor_kind
 
 
 def to_dict(spec: Descriptor) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def _decode_descriptor(data: object, expected: type[Descriptor], where: str) -> 
     cls = descriptor_kind(data["type"])
     if not issubclass(cls, expected):
         raise SpecError(where, [f"expected a {expected.__name__}, got kind '{cls.__name__}'"])
-    hints = _field_hints(cls)
+    hints = field_hints(cls)
     init_fields = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     unknown = [k for k in data if k != "type" and k not in init_fields]
     if unknown:

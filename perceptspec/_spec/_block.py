@@ -8,6 +8,8 @@ from typing import ClassVar
 from perceptspec._spec._descriptor import Descriptor, descriptor
 from perceptspec._spec._init import Initializer
 
+__all__ = ["Block"]
+
 
 @descriptor
 class Block(Descriptor):
@@ -25,6 +27,13 @@ class Block(Descriptor):
     in_keys: Sequence[str]
     out_keys: Sequence[str]
     init: Initializer | None = None
+
+    def input_roles(self) -> tuple[str, ...]:
+        """What each input is: 'features' (floats of the parameters' dtype) or 'mask' (bool, or 0/1 floats).
+
+        The run-time signature check accepts each graph input by the role of the block that reads it.
+        """
+        return ("features",) * len(self.in_keys)
 
     def _value_problems(self) -> Iterator[str]:
         for field, keys, count in (("in_keys", self.in_keys, self.n_inputs),

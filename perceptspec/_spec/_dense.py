@@ -10,6 +10,8 @@ from perceptspec._spec._descriptor import descriptor
 from perceptspec._spec._init import Bias
 from perceptspec._spec._non_lin import canonical_non_lin
 
+__all__ = ["Dense", "LinearOutput"]
+
 
 @descriptor
 class Dense(Block):

@@ -56,7 +56,7 @@ class Descriptor:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        hints = _field_hints(type(self))
+        hints = field_hints(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
             if not f.init:
                 continue
@@ -113,7 +113,7 @@ def _repr_value(value: object) -> str:
 _hints: dict[type, dict[str, Any]] = {}
 
 
-def _field_hints(cls: type) -> dict[str, Any]:
+def field_hints(cls: type) -> dict[str, Any]:
     """The resolved field annotations of a descriptor class (memoised per class)."""
     if cls not in _hints:
         _hints[cls] = get_type_hints(cls)

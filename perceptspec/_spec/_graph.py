@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from perceptspec._spec._block import Block, key_problem
 from perceptspec._spec._init import Initializer
 
+__all__ = ["Graph"]
+
 
 @dataclasses.dataclass(frozen=True, init=False, repr=False)
 class Graph(Block):

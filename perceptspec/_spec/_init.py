@@ -8,6 +8,9 @@ from typing import ClassVar
 
 from perceptspec._spec._descriptor import Descriptor, descriptor
 
+__all__ = ["BernoulliBias", "Bias", "CategoricalBias", "ConstantBias", "Initializer", "NormC", "Orthogonal",
+           "TorchDefault", "XavierUniform"]
+
 
 @descriptor
 class Initializer(Descriptor):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["NON_LINEARITIES"]
+
 NON_LINEARITIES = ("relu", "tanh", "elu", "leaky_relu", "sigmoid", "gelu", "identity")
 
 # Maze writes non-linearities as torch class paths; accept those (and the bare class names) too.

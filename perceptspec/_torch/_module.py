@@ -12,6 +12,7 @@ from torch import nn
 
 from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's torch rules)
 from perceptspec._errors import SpecError
+from perceptspec._fold._program import input_roles
 from perceptspec._fold._rules import Shape
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._spec import Block
@@ -38,7 +39,8 @@ class SpecModule(nn.Module):
         self.out_shapes: dict[str, Shape] = {k: t.shapes[k] for k in t.program.outputs}
         self.check = check
         self.blocks = blocks
-        self.signature: tuple[tuple[str, Shape], ...] = tuple(self.in_shapes.items())
+        roles = input_roles(t.program)
+        self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
         self._check_pending = check != "off"
         self._refresh_expectations()
 

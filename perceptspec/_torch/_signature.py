@@ -28,9 +28,12 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
     dtype, device = module.expected_dtype, module.expected_device
     if type(inputs) is dict and len(inputs) == len(signature):
         batch = None
-        for key, shape in signature:
+        for key, shape, role in signature:
             x = inputs.get(key)
-            if not isinstance(x, torch.Tensor) or (dtype is not None and (x.dtype != dtype or x.device != device)):
+            if not isinstance(x, torch.Tensor):
+                break
+            if dtype is not None and ((x.dtype != dtype and (role != "mask" or x.dtype != torch.bool))
+                                      or x.device != device):
                 break
             lead = x.dim() - len(shape)
             if lead < 0 or x.shape[lead:] != shape:
@@ -45,10 +48,10 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
     diagnose(signature, dtype, device, inputs)
 
 
-def diagnose(signature: tuple[tuple[str, Shape], ...], dtype: torch.dtype | None, device: torch.device | None,
+def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype | None, device: torch.device | None,
              inputs: object) -> None:
     """Raise the `SignatureError` that says what is wrong with `inputs`."""
-    expected_keys = [k for k, _ in signature]
+    expected_keys = [k for k, _, _ in signature]
     if not isinstance(inputs, Mapping):
         raise SignatureError(None, f"a dict of tensors with keys {expected_keys}", type(inputs).__qualname__)
     try:
@@ -68,10 +71,11 @@ def diagnose(signature: tuple[tuple[str, Shape], ...], dtype: torch.dtype | None
         if key not in expected_keys:
             raise SignatureError(key, f"only the keys {expected_keys}", "this key as well")
     first: tuple[str, torch.Size] | None = None
-    for key, shape in signature:
+    for key, shape, role in signature:
         x: torch.Tensor = inputs[key]
-        if dtype is not None and x.dtype != dtype:
-            raise SignatureError(key, f"dtype {dtype} (the module's parameters')", f"dtype {x.dtype}")
+        if dtype is not None and x.dtype != dtype and (role != "mask" or x.dtype != torch.bool):
+            mask = " or torch.bool (a mask)" if role == "mask" else ""
+            raise SignatureError(key, f"dtype {dtype} (the module's parameters'){mask}", f"dtype {x.dtype}")
         if device is not None and x.device != device:
             raise SignatureError(key, f"a tensor on {device} (the module's device)", f"a tensor on {x.device}")
         lead = x.dim() - len(shape)

@@ -1,5 +1,10 @@
-"""Importing this package registers every block kind's torch rules (build, emit)."""
+"""Importing this package registers every block kind's torch rules (build, emit).
 
-from perceptspec._torch.blocks import _dense
+Each module here holds the rules of one block family; all of them are imported, so a new family is one new file.
+"""
 
-__all__ = ["_dense"]
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
