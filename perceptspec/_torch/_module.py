@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,6 +63,19 @@ class SpecModule(nn.Module):
             module = module._modules[part]  # type: ignore[assignment]  # every level exists by construction
         return module
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
+        grads = {name: p.requires_grad for name, p in self.named_parameters()}
+        return _unpickle, (self.spec, self.in_shapes, self.check, self.state_dict(), self.training, grads)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
+        # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = copy.deepcopy(value, memo)
+        return clone
+
     def extra_repr(self) -> str:
         return f"in_shapes={self.in_shapes}, out_shapes={self.out_shapes}, check={self.check!r}"
 
@@ -96,6 +110,16 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
                                                             "__module__": __name__})
     module = cls(spec, t, blocks, check)
     assert isinstance(module, SpecModule)
+    return module
+
+
+def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, state: dict[str, torch.Tensor],
+              training: bool, grads: Mapping[str, bool]) -> SpecModule:
+    module = materialize(spec, in_shapes, check=check)
+    module.load_state_dict(state)
+    module.train(training)
+    for name, p in module.named_parameters():
+        p.requires_grad_(grads[name])
     return module
 
 
