@@ -9,4 +9,10 @@ from perceptspec._spec._graph import *
 from perceptspec._spec._init import *
 from perceptspec._spec._non_lin import *
 
+from perceptspec._spec._attention import *
+from perceptspec._spec._conv import *
 from perceptspec._spec._dense import *
+from perceptspec._spec._graph_nn import *
+from perceptspec._spec._recurrent import *
+from perceptspec._spec._shape_ops import *
+from perceptspec._spec._torch_model import *

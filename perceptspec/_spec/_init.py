@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from perceptspec._spec._descriptor import Descriptor, descriptor
 
-__all__ = ["BernoulliBias", "Bias", "CategoricalBias", "ConstantBias", "Initializer", "NormC", "Orthogonal",
+__all__ = ["BernoulliBias", "Bias", "CategoricalBias", "ConstantBias", "Initializer", "KaimingUniform", "NormC", "Orthogonal",
            "TorchDefault", "XavierUniform"]
 
 
@@ -55,6 +55,17 @@ class XavierUniform(Initializer):
     def _value_problems(self) -> Iterator[str]:
         if not self.gain > 0:
             yield f"field 'gain': expected a positive float, got {self.gain!r}"
+
+
+@descriptor
+class KaimingUniform(Initializer):
+    """He uniform weights for a following `non_lin` ('relu', 'leaky_relu', 'tanh', ...); biases 0."""
+
+    non_lin: str = "relu"
+
+    def _value_problems(self) -> Iterator[str]:
+        if self.non_lin not in ("relu", "leaky_relu", "tanh", "sigmoid", "linear", "selu"):
+            yield f"field 'non_lin': expected relu, leaky_relu, tanh, sigmoid, linear or selu, got {self.non_lin!r}"
 
 
 @descriptor

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from perceptspec._spec import (BernoulliBias, Bias, CategoricalBias, ConstantBias, Initializer, NormC, Orthogonal,
-                               TorchDefault, XavierUniform)
+from perceptspec._spec import (BernoulliBias, Bias, CategoricalBias, ConstantBias, Initializer, KaimingUniform,
+                               NormC, Orthogonal, TorchDefault, XavierUniform)
 from perceptspec._torch._tables import bias_rules, init_rules
 
 
@@ -60,6 +61,15 @@ def _orthogonal_init_rule(init: Orthogonal, weight: torch.Tensor, bias: torch.Te
 def _xavier_uniform_init_rule(init: XavierUniform, weight: torch.Tensor, bias: torch.Tensor | None,
                               generator: torch.Generator | None) -> None:
     torch.nn.init.xavier_uniform_(weight, gain=init.gain, generator=generator)
+    if bias is not None:
+        bias.zero_()
+
+
+@init_rules.register(KaimingUniform)
+def _kaiming_uniform_init_rule(init: KaimingUniform, weight: torch.Tensor, bias: torch.Tensor | None,
+                               generator: torch.Generator | None) -> None:
+    non_lin: Any = init.non_lin  # torch annotates a Literal of names; the spec has checked this one
+    torch.nn.init.kaiming_uniform_(weight, nonlinearity=non_lin, generator=generator)
     if bias is not None:
         bias.zero_()
 
