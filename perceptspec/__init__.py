@@ -15,6 +15,7 @@ from perceptspec._fold import count_parameters as count_parameters
 from perceptspec._fold import from_dict as from_dict
 from perceptspec._fold import from_yaml as from_yaml
 from perceptspec._fold import infer_shapes as infer_shapes
+from perceptspec._fold import render as render
 from perceptspec._fold import summary as summary
 from perceptspec._fold import to_dict as to_dict
 from perceptspec._fold import to_yaml as to_yaml

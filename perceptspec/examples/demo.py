@@ -50,6 +50,8 @@ def main() -> None:
         print(f"== Example 1: {name} (perceptspec spec)")
         print(ps.summary(spec, obs_shapes), "\n")
 
+    for name, spec in (("policy", policy_spec), ("critic", critic_spec)):
+        print(f"drawing of the {name}: {ps.render(spec, obs_shapes, f'out/cartpole_{name}.svg')}")
     policy = ps.materialize(policy_spec, obs_shapes, seed=0)
     critic = ps.materialize(critic_spec, obs_shapes, seed=0)
     for name, spec, module in (("policy", policy_spec, policy), ("critic", critic_spec, critic)):
