@@ -13,7 +13,8 @@ import operator
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar, Union, dataclass_transform, get_args, get_origin, get_type_hints
+from typing import (Any, ClassVar, TypeVar, Union, dataclass_transform, get_args, get_origin, get_type_hints,
+                    overload)
 
 from pyrsistent import pmap
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
@@ -25,10 +26,23 @@ T = TypeVar("T")
 _kinds: dict[str, type[Descriptor]] = {}
 
 
+@overload
+def descriptor(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def descriptor(*, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
+
+
 @dataclass_transform(frozen_default=True, kw_only_default=True)
-def descriptor(cls: type[T]) -> type[T]:
-    """Make `cls` a frozen, keyword-only dataclass whose repr is the code that builds it."""
-    return dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
+def descriptor(cls: type[T] | None = None, /, *, kw_only: bool = True) -> type[T] | Callable[[type[T]], type[T]]:
+    """Make `cls` a frozen dataclass (keyword-only unless `kw_only=False`) whose repr is the code that builds it.
+
+    Blocks are keyword-only, as Maze's are; initialisers take their one parameter positionally too (`NormC(0.01)`).
+    """
+    def make(c: type[T]) -> type[T]:
+        return dataclasses.dataclass(frozen=True, kw_only=kw_only, repr=False)(c)
+    return make if cls is None else make(cls)
 
 
 def descriptor_kind(name: str) -> type[Descriptor]:

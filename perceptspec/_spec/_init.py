@@ -12,19 +12,19 @@ __all__ = ["BernoulliBias", "Bias", "CategoricalBias", "ConstantBias", "Initiali
            "TorchDefault", "XavierUniform"]
 
 
-@descriptor
+@descriptor(kw_only=False)
 class Initializer(Descriptor):
     """How a block's weights (and biases, unless a head bias says otherwise) are initialised."""
 
     _abstract: ClassVar[bool] = True
 
 
-@descriptor
+@descriptor(kw_only=False)
 class TorchDefault(Initializer):
     """PyTorch's own default for the layer (e.g. `nn.Linear.reset_parameters`)."""
 
 
-@descriptor
+@descriptor(kw_only=False)
 class NormC(Initializer):
     """Maze's normc: weights drawn N(0, 1), then each output unit's weight row scaled to norm `std`; biases 0."""
 
@@ -35,7 +35,7 @@ class NormC(Initializer):
             yield f"field 'std': expected a positive float, got {self.std!r}"
 
 
-@descriptor
+@descriptor(kw_only=False)
 class Orthogonal(Initializer):
     """Orthogonal weights scaled by `gain` (e.g. sqrt(2) for ReLU bodies, 0.01 for policy heads); biases 0."""
 
@@ -46,7 +46,7 @@ class Orthogonal(Initializer):
             yield f"field 'gain': expected a positive float, got {self.gain!r}"
 
 
-@descriptor
+@descriptor(kw_only=False)
 class XavierUniform(Initializer):
     """Glorot uniform weights scaled by `gain`; biases 0."""
 
@@ -57,7 +57,7 @@ class XavierUniform(Initializer):
             yield f"field 'gain': expected a positive float, got {self.gain!r}"
 
 
-@descriptor
+@descriptor(kw_only=False)
 class KaimingUniform(Initializer):
     """He uniform weights for a following `non_lin` ('relu', 'leaky_relu', 'tanh', ...); biases 0."""
 
@@ -68,7 +68,7 @@ class KaimingUniform(Initializer):
             yield f"field 'non_lin': expected relu, leaky_relu, tanh, sigmoid, linear or selu, got {self.non_lin!r}"
 
 
-@descriptor
+@descriptor(kw_only=False)
 class Bias(Descriptor):
     """Initial bias of an output head, which sets the untrained policy's action distribution."""
 
@@ -79,7 +79,7 @@ class Bias(Descriptor):
         return None
 
 
-@descriptor
+@descriptor(kw_only=False)
 class ConstantBias(Bias):
     """Every bias entry set to `value`."""
 
@@ -90,7 +90,7 @@ class ConstantBias(Bias):
             yield f"field 'value': expected a finite float, got {self.value!r}"
 
 
-@descriptor
+@descriptor(kw_only=False)
 class CategoricalBias(Bias):
     """Bias = log(probs), so the untrained categorical head picks action i with probability probs[i]."""
 
@@ -110,7 +110,7 @@ class CategoricalBias(Bias):
         return None
 
 
-@descriptor
+@descriptor(kw_only=False)
 class BernoulliBias(Bias):
     """Bias = log(p) - log(1 - p), so each untrained binary head fires with probability p.
 

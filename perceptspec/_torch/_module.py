@@ -43,18 +43,14 @@ class SpecModule(nn.Module):
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
         self._check_pending = check != "off"
-        self._refresh_expectations()
+        # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
+        # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
+        self._probe: tuple[nn.Module, str] | None = next(
+            ((m, name) for m in self.modules() for name in m._parameters), None)
 
-    def _refresh_expectations(self) -> None:
-        first = next(self.parameters(), None)
-        self.expected_dtype: torch.dtype | None = None if first is None else first.dtype
-        self.expected_device: torch.device | None = None if first is None else first.device
-
-    def _apply(self, fn: Any, recurse: bool = True) -> SpecModule:
-        # .to() / .double() / .cuda() change what inputs must be
-        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch leaves _apply unannotated
-        self._refresh_expectations()
-        return self
+    def probe_parameter(self) -> torch.Tensor | None:
+        """The first parameter as it is now: inputs must share its dtype and device (None: no parameters)."""
+        return None if self._probe is None else self._probe[0]._parameters[self._probe[1]]
 
     def block_module(self, path: str) -> nn.Module:
         """The module of the block at `path` ('latent.dense')."""

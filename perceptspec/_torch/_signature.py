@@ -25,8 +25,9 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
     if torch.compiler.is_compiling():  # dynamo guards shapes and dtypes itself; keep the graph unbroken
         return
     signature = module.signature
-    dtype, device = module.expected_dtype, module.expected_device
-    if type(inputs) is dict and len(inputs) == len(signature):
+    probe = module.probe_parameter()
+    dtype, device = (None, None) if probe is None else (probe.dtype, probe.device)
+    if isinstance(inputs, dict) and len(inputs) == len(signature):
         batch = None
         for key, shape, role in signature:
             x = inputs.get(key)
@@ -46,6 +47,7 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
             module._check_pending = False
             return
     diagnose(signature, dtype, device, inputs)
+    module._check_pending = False  # nothing was wrong after all (e.g. a dict subclass)
 
 
 def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype | None, device: torch.device | None,
