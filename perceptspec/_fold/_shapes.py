@@ -72,21 +72,27 @@ def _checked_in_shapes(program: Program, in_shapes: Mapping[str, Sequence[int]])
     for key in expected:
         if key not in in_shapes:
             raise ShapeError(f"in_shapes has no shape for this input (spec inputs: {expected}, "
-                             f"given: {list(in_shapes)})", key=key)
+                             f"given: {list(in_shapes)})", key=key, **_reader(program, key))
     for key in in_shapes:
         if key not in program.inputs:
             raise ShapeError(f"in_shapes names a key the spec does not read (spec inputs: {expected})", key=key)
-    return tuple((key, _checked_shape(key, in_shapes[key])) for key in expected)
+    return tuple((key, _checked_shape(program, key, in_shapes[key])) for key in expected)
 
 
-def _checked_shape(key: str, shape: object) -> Shape:
+def _reader(program: Program, key: str) -> dict[str, str]:
+    """The first block reading input `key`, to name in errors about its shape."""
+    eqn = next(e for e in program.eqns if key in e.ins)
+    return {"block": eqn.path, "block_type": eqn.kind}
+
+
+def _checked_shape(program: Program, key: str, shape: object) -> Shape:
     problem = f"expected a shape (a tuple of positive ints, without the batch dim), got {shape!r}"
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise ShapeError(problem, key=key)
+        raise ShapeError(problem, key=key, **_reader(program, key))
     try:
         dims = tuple(operator.index(d) for d in shape if not isinstance(d, bool))
     except TypeError:
-        raise ShapeError(problem, key=key) from None
+        raise ShapeError(problem, key=key, **_reader(program, key)) from None
     if len(dims) != len(shape) or any(d <= 0 for d in dims):
-        raise ShapeError(problem, key=key)
+        raise ShapeError(problem, key=key, **_reader(program, key))
     return dims

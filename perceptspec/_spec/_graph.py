@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 
+from perceptspec._errors import SpecError
 from perceptspec._spec._block import Block, key_problem
 from perceptspec._spec._init import Initializer
 
@@ -29,7 +30,12 @@ class Graph(Block):
     def __init__(self, blocks: Mapping[str, Block] | Sequence[Block], out_keys: str | Sequence[str], *,
                  init: Initializer | None = None) -> None:
         if not isinstance(blocks, Mapping):
-            blocks = {_default_name(b): b for b in blocks}
+            names = [_default_name(b) for b in blocks]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise SpecError("Graph", [f"key '{n}' is produced by two blocks (a list of blocks names each block "
+                                          f"after its first out key)" for n in twice])
+            blocks = dict(zip(names, blocks))
         object.__setattr__(self, "blocks", blocks)
         object.__setattr__(self, "out_keys", out_keys)
         object.__setattr__(self, "init", init)

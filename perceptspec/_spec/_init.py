@@ -31,8 +31,8 @@ class NormC(Initializer):
     std: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not self.std > 0:
-            yield f"field 'std': expected a positive float, got {self.std!r}"
+        if not (self.std > 0 and math.isfinite(self.std)):
+            yield f"field 'std': expected a positive finite float, got {self.std!r}"
 
 
 @descriptor(kw_only=False)
@@ -42,8 +42,8 @@ class Orthogonal(Initializer):
     gain: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not self.gain > 0:
-            yield f"field 'gain': expected a positive float, got {self.gain!r}"
+        if not (self.gain > 0 and math.isfinite(self.gain)):
+            yield f"field 'gain': expected a positive finite float, got {self.gain!r}"
 
 
 @descriptor(kw_only=False)
@@ -53,8 +53,8 @@ class XavierUniform(Initializer):
     gain: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not self.gain > 0:
-            yield f"field 'gain': expected a positive float, got {self.gain!r}"
+        if not (self.gain > 0 and math.isfinite(self.gain)):
+            yield f"field 'gain': expected a positive finite float, got {self.gain!r}"
 
 
 @descriptor(kw_only=False)
