@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from perceptspec._errors import PerceptSpecError as PerceptSpecError
@@ -23,10 +24,16 @@ from perceptspec._materialize import materialize as materialize
 from perceptspec._spec import *  # every block, combinator and initialiser
 
 if TYPE_CHECKING:
+    from perceptspec import distributions as distributions
+    from perceptspec import spaces as spaces
     from perceptspec._torch import SpecModule as SpecModule
+
+_LAZY_MODULES = ("spaces", "distributions")  # they import gymnasium (and torch): loaded on first use
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"perceptspec.{name}")
     if name == "SpecModule":  # the module class lives with torch; import it only when asked for
         from perceptspec._torch import SpecModule
 

@@ -15,25 +15,16 @@ import perceptspec as ps
 from perceptspec.examples.cartpole import cartpole_critic, cartpole_policy
 from perceptspec.examples.plain_cartpole import PlainCartPoleCritic, PlainCartPolePolicy
 
-Shapes = dict[str, tuple[int, ...]]
-
-
-def cartpole_shapes(env: gym.Env[object, object]) -> tuple[Shapes, Shapes]:
-    """obs_shapes and action_logits_shapes of CartPole: a Box observation and a Discrete action."""
-    assert env.observation_space.shape is not None and isinstance(env.action_space, gym.spaces.Discrete)
-    return {"observation": tuple(env.observation_space.shape)}, {"action": (int(env.action_space.n),)}
-
-
 def run_episode(env: gym.Env[object, object], policy: nn.Module, seed: int) -> tuple[float, int]:
     """One episode, each action sampled from the policy's categorical distribution; (return, steps)."""
     obs, _ = env.reset(seed=seed)
     total, steps, done = 0.0, 0, False
-    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     while not done:
         with torch.no_grad():
-            logits = policy({"observation": torch.as_tensor(obs, dtype=torch.float32)})["action"]
-        action = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
-        obs, reward, terminated, truncated, _ = env.step(action)
+            logits = policy({"observation": torch.as_tensor(obs, dtype=torch.float32)})
+        action = ps.distributions.action_distribution(logits, env.action_space).sample()["action"]
+        obs, reward, terminated, truncated, _ = env.step(int(action))
         total, steps, done = total + float(reward), steps + 1, terminated or truncated
     return total, steps
 
@@ -41,7 +32,8 @@ def run_episode(env: gym.Env[object, object], policy: nn.Module, seed: int) -> t
 def main() -> None:
     torch.manual_seed(0)
     env: gym.Env[object, object] = gym.make("CartPole-v1")
-    obs_shapes, logits_shapes = cartpole_shapes(env)
+    obs_shapes = ps.spaces.obs_shapes(env.observation_space)
+    logits_shapes = ps.spaces.action_logits_shapes(env.action_space)
     print(f"CartPole-v1: obs_shapes={obs_shapes}, action_logits_shapes={logits_shapes}\n")
 
     policy_spec = cartpole_policy(obs_shapes, logits_shapes)
