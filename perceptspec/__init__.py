@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from perceptspec._composer import Models as Models
+from perceptspec._composer import compose as compose
 from perceptspec._errors import PerceptSpecError as PerceptSpecError
 from perceptspec._errors import ShapeError as ShapeError
 from perceptspec._errors import SignatureError as SignatureError

@@ -33,6 +33,7 @@ class Eqn:
 class Program:
     """A spec flattened: the input keys, the equations in a valid evaluation order, the output keys."""
 
+    spec: Block
     inputs: tuple[str, ...]
     eqns: tuple[Eqn, ...]
     outputs: tuple[str, ...]
@@ -45,10 +46,10 @@ def lower(spec: Block) -> Program:
     if isinstance(spec, Graph):
         env = {k: k for k in spec.in_keys}
         _inline(spec, "", env, TorchDefault(), eqns, {})
-        return Program(tuple(spec.in_keys), tuple(eqns), tuple(env[k] for k in spec.out_keys))
+        return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(env[k] for k in spec.out_keys))
     init = spec.init if spec.init is not None else TorchDefault()
     eqns.append(Eqn(spec.out_keys[0], spec, tuple(spec.in_keys), tuple(spec.out_keys), init))
-    return Program(tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
+    return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
 
 
 def input_roles(program: Program) -> dict[str, str]:

@@ -47,12 +47,13 @@ def _encode(value: object) -> Any:
 
 def from_dict(data: Mapping[str, Any]) -> Block:
     """The block described by `data` (the inverse of `to_dict`)."""
-    spec = _decode_descriptor(data, Block, "spec")
+    spec = descriptor_from_dict(data, Block, "spec")
     assert isinstance(spec, Block)
     return spec
 
 
-def _decode_descriptor(data: object, expected: type[Descriptor], where: str) -> Descriptor:
+def descriptor_from_dict(data: object, expected: type[Descriptor], where: str) -> Descriptor:
+    """The descriptor of kind `data['type']`, which must be a subclass of `expected`; `where` prefixes errors."""
     if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
         raise SpecError(where, [f"expected a mapping with a 'type' naming a {expected.__name__}, got {data!r}"])
     cls = descriptor_kind(data["type"])
@@ -74,9 +75,9 @@ def _decode(value: object, hint: Any, where: str) -> object:
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):
         targets = [a for a in args if isinstance(a, type) and issubclass(a, Descriptor)]
-        return _decode_descriptor(value, targets[0], where) if targets and isinstance(value, Mapping) else value
+        return descriptor_from_dict(value, targets[0], where) if targets and isinstance(value, Mapping) else value
     if isinstance(hint, type) and issubclass(hint, Descriptor):
-        return _decode_descriptor(value, hint, where)
+        return descriptor_from_dict(value, hint, where)
     if origin is Mapping and isinstance(value, Mapping):
         return {k: _decode(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if origin in (Sequence, tuple) and isinstance(value, list):

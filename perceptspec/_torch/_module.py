@@ -89,6 +89,11 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
     t = trace(spec, in_shapes)
+    return assemble(t, build_blocks(t, seed), check)
+
+
+def build_blocks(t: Trace, seed: int | None) -> nn.ModuleDict:
+    """One module per leaf block, nested in ModuleDicts like the spec's graphs."""
     blocks = nn.ModuleDict()
     for eqn in t.program.eqns:
         generator = None if seed is None else block_generator(seed, eqn.path)
@@ -100,10 +105,17 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
                 parent[graph] = nn.ModuleDict()
             parent = parent[graph]  # type: ignore[assignment]  # nested graphs are ModuleDicts
         parent[name] = module
+    return blocks
+
+
+def assemble(t: Trace, blocks: nn.ModuleDict, check: str) -> SpecModule:
+    """The module running program `t` over existing block modules (shared, not copied: the composer's
+    actor-critic reuses the policy's and the critic's)."""
     source = forward_source(t, check)
     forward = compile_forward(source, {"torch": torch, "F": F, "_check": check_inputs})
+    spec = t.program.spec
     cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {"forward": forward, "code": source,
-                                                            "__module__": __name__})
+                                                                   "__module__": __name__})
     module = cls(spec, t, blocks, check)
     assert isinstance(module, SpecModule)
     return module

@@ -1,0 +1,342 @@
+"""The custom model composer of the seed page: policy and critic networks from gymnasium spaces and a config.
+
+The config (a dict, or a YAML file loaded safely) follows the seed's layout:
+
+    policy:
+      networks:                       # one entry for all sub-steps, or one per sub-step
+        - _target_: perceptspec.examples.cartpole.cartpole_policy
+          hidden_units: [16, 32]
+      init: {body: {type: NormC, std: 1.0}, heads: {type: NormC, std: 0.01}}      # optional
+      action_head_bias: {action: [0.3, 0.7]}                                      # optional
+    critic:                           # optional; kind: state (default), shared_state or none
+      kind: state
+      networks:
+        - _target_: perceptspec.examples.cartpole.cartpole_critic
+    distribution_overrides: {Box: gaussian}                                       # optional
+    seed: 0                                                                       # optional
+
+A `_target_` is an import path, resolved by import only: either a spec function
+`(obs_shapes, action_logits_shapes, **kwargs) -> spec` (critic: `(obs_shapes, **kwargs)`) or a plain
+`torch.nn.Module` class with that constructor signature (seed Example 3). Keys a policy spec outputs besides its
+actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them.
+This module imports torch and gymnasium only when `compose` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from perceptspec._errors import SpecError
+from perceptspec._fold._edit import map_blocks, producer_of, replace_producer
+from perceptspec._fold._serialize import descriptor_from_dict
+from perceptspec._fold._shapes import infer_shapes
+from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from torch import nn
+
+Shapes = dict[str, tuple[int, ...]]
+StepKey = int | str
+CRITIC_KINDS = ("state", "shared_state", "none")
+VALUE_KEY = "value"
+SHARED_CRITIC = "shared"
+
+
+@dataclasses.dataclass(frozen=True)
+class Models:
+    """What `compose` returns. Single-step envs use `policy`, `critic`, `actor_critic`; structured envs with
+    several sub-steps use the dicts keyed by sub-step (a shared state critic sits under 'shared')."""
+
+    policies: dict[StepKey, nn.Module]
+    critics: dict[StepKey, nn.Module]
+    actor_critics: dict[StepKey, nn.Module]
+    specs: dict[str, Block | None]
+    obs_shapes: dict[StepKey, Shapes]
+    action_logits_shapes: dict[StepKey, Shapes]
+    critic_kind: str
+
+    @property
+    def policy(self) -> nn.Module:
+        return _single(self.policies, "policies")
+
+    @property
+    def critic(self) -> nn.Module | None:
+        return _single(self.critics, "critics") if self.critics else None
+
+    @property
+    def actor_critic(self) -> nn.Module:
+        """One module computing action logits and the value in one call, shared embeddings computed once."""
+        return _single(self.actor_critics, "actor_critics")
+
+
+def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
+    if len(modules) != 1:
+        raise SpecError("Models", [f"this env has sub-steps {list(modules)}: use models.{name}[step]"])
+    return next(iter(modules.values()))
+
+
+def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[StepKey, Any],
+            action_space: gym.Space[Any] | Mapping[StepKey, Any]) -> Models:
+    """Build the policy (and critic) networks the config describes for the given spaces.
+
+    For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
+    """
+    import gymnasium as gym
+
+    from perceptspec import spaces
+
+    cfg = _load(config)
+    obs_spaces = _steps(observation_space, gym.Space)
+    act_spaces = _steps(action_space, gym.Space)
+    if list(obs_spaces) != list(act_spaces):
+        raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
+                                    f"{list(act_spaces)}"])
+    overrides = cfg.get("distribution_overrides") or {}
+    obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
+    logits = {s: spaces.action_logits_shapes(space, overrides) for s, space in act_spaces.items()}
+    distributions = {s: spaces.distribution_names(space, overrides) for s, space in act_spaces.items()}
+    seed = cfg.get("seed")
+    policy_cfg = _section(cfg, "policy")
+    critic_cfg = cfg.get("critic") or {"kind": "none"}
+    kind = critic_cfg.get("kind", "state")
+    if kind not in CRITIC_KINDS:
+        raise SpecError("critic.kind", [f"expected one of {list(CRITIC_KINDS)}, got {kind!r}"])
+
+    specs: dict[str, Block | None] = {}
+    policies: dict[StepKey, nn.Module] = {}
+    critic_obs: dict[StepKey, Shapes] = {}
+    policy_specs: dict[StepKey, Block | None] = {}
+    for i, step in enumerate(obs):
+        target, kwargs = _network(policy_cfg, i, len(obs), "policy")
+        built = _build(target, (obs[step], logits[step]), kwargs, f"policy network {target}")
+        if isinstance(built, Block):
+            built = _configure_policy(_as_graph(built), policy_cfg, logits[step], distributions[step])
+            _check_outputs(built, logits[step], f"policy network {target}")
+            shapes = infer_shapes(built, obs[step])
+            shared = {k: shapes[k] for k in built.out_keys if k not in logits[step]}
+            critic_obs[step] = {**obs[step], **shared}
+            policies[step] = _materialize(built, obs[step], seed, f"policy/{step}")
+        else:
+            critic_obs[step] = dict(obs[step])
+            policies[step] = built
+        policy_specs[step] = built if isinstance(built, Block) else None
+        specs[_name("policy", step, len(obs))] = policy_specs[step]
+
+    critics: dict[StepKey, nn.Module] = {}
+    critic_specs: dict[StepKey, Block | None] = {}
+    if kind != "none":
+        critic_steps = {SHARED_CRITIC: _union(critic_obs)} if kind == "shared_state" else critic_obs
+        for i, (step, shapes_in) in enumerate(critic_steps.items()):
+            target, kwargs = _network(critic_cfg, i, len(critic_steps), "critic")
+            built = _build(target, (shapes_in,), kwargs, f"critic network {target}")
+            if isinstance(built, Block):
+                built = _configure_critic(_as_graph(built), critic_cfg)
+                _check_outputs(built, {VALUE_KEY: (1,)}, f"critic network {target}")
+                critics[step] = _materialize(built, _used(built, shapes_in), seed, f"critic/{step}")
+            else:
+                critics[step] = built
+            critic_specs[step] = built if isinstance(built, Block) else None
+            specs[_name("critic", step, len(critic_steps))] = critic_specs[step]
+
+    actor_critics: dict[StepKey, nn.Module] = {}
+    for step in obs:
+        if kind == "none":
+            actor_critics[step] = policies[step]
+        elif kind == "state":
+            actor_critics[step] = _actor_critic(policies[step], critics[step], policy_specs[step],
+                                                critic_specs[step], obs[step])
+    return Models(policies, critics, actor_critics, specs, obs, logits, kind)
+
+
+def _load(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    if isinstance(config, Mapping):
+        return config
+    try:
+        data = yaml.safe_load(Path(config).read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"config {config}", [" ".join(str(e).split())]) from None
+    if not isinstance(data, Mapping):
+        raise SpecError(f"config {config}", [f"expected a mapping at the top level, got {type(data).__name__}"])
+    return data
+
+
+def _steps(space: Any, space_type: type) -> dict[StepKey, Any]:
+    return {0: space} if isinstance(space, space_type) else dict(space)
+
+
+def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    section = cfg.get(name)
+    if not isinstance(section, Mapping) or not section.get("networks"):
+        raise SpecError(f"config '{name}'", ["expected a mapping with a non-empty 'networks' list"])
+    return section
+
+
+def _network(section: Mapping[str, Any], index: int, steps: int, name: str) -> tuple[str, dict[str, Any]]:
+    networks = section.get("networks")
+    if not isinstance(networks, Sequence) or not networks:
+        raise SpecError(f"config '{name}.networks'", ["expected a non-empty list of networks"])
+    if len(networks) not in (1, steps):
+        raise SpecError(f"config '{name}.networks'", [f"expected 1 network or one per sub-step ({steps}), "
+                                                     f"got {len(networks)}"])
+    entry = networks[index if len(networks) == steps else 0]
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("_target_"), str):
+        raise SpecError(f"config '{name}.networks[{index}]'", ["expected a mapping with a '_target_' import path"])
+    kwargs = {k: v for k, v in entry.items() if k != "_target_"}
+    return entry["_target_"], kwargs
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+def resolve(target: str) -> Any:
+    """The object an import path 'package.module.name' names; nothing but importing happens."""
+    if not _IMPORT_PATH.match(target):
+        raise SpecError(f"_target_ {target!r}", ["expected an import path like 'package.module.function'"])
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise SpecError(f"_target_ {target!r}", [f"cannot be imported: {e}"]) from None
+
+
+def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], where: str) -> Any:
+    """Call a spec function or construct a plain nn.Module class with the shapes and the config's arguments."""
+    from torch import nn
+
+    fn = resolve(target)
+    if not callable(fn):
+        raise SpecError(where, [f"_target_ is not callable: {fn!r}"])
+    try:
+        inspect.signature(fn).bind(*shapes, **kwargs)
+    except TypeError as e:
+        raise SpecError(where, [f"arguments do not fit its signature: {e}"]) from None
+    built = fn(*shapes, **kwargs)
+    if not isinstance(built, (Block, nn.Module)):
+        raise SpecError(where, [f"expected a spec or an nn.Module, got {type(built).__name__}"])
+    return built
+
+
+def _as_graph(spec: Block) -> Graph:
+    return spec if isinstance(spec, Graph) else Graph([spec], spec.out_keys)
+
+
+def _check_outputs(spec: Block, expected: Mapping[str, tuple[int, ...]], where: str) -> None:
+    missing = [k for k in expected if k not in spec.out_keys]
+    if missing:
+        raise SpecError(where, [f"the spec's out_keys {list(spec.out_keys)} lack {missing}"])
+
+
+def _initializer(value: Any, where: str) -> Initializer:
+    """An initialiser from the config: a descriptor, or a mapping such as {type: NormC, std: 0.01}."""
+    init = value if isinstance(value, Initializer) else descriptor_from_dict(value, Initializer, where)
+    assert isinstance(init, Initializer)
+    return init
+
+
+def _configure_policy(spec: Graph, section: Mapping[str, Any], logits: Shapes,
+                      distributions: Mapping[str, str]) -> Block:
+    """Apply the config's declarative init (body, heads) and action-head biases to a policy spec."""
+    out: Block = _apply_init(spec, section.get("init"), set(logits), "policy.init")
+    for action, value in (section.get("action_head_bias") or {}).items():
+        if action not in logits:
+            raise SpecError("policy.action_head_bias", [f"unknown action {action!r}; actions: {list(logits)}"])
+        head = producer_of(out, action)
+        if not isinstance(head, LinearOutput):
+            raise SpecError("policy.action_head_bias", [f"action {action!r} is produced by "
+                                                        f"{type(head).__name__}, not a LinearOutput"])
+        biased = dataclasses.replace(head, bias=_bias(distributions[action], value, f"policy.action_head_bias.{action}"))
+        out = replace_producer(out, action, biased)
+    return out
+
+
+def _bias(distribution: str, value: Any, where: str) -> CategoricalBias | BernoulliBias:
+    if distribution == "categorical":
+        return CategoricalBias(value)
+    if distribution == "bernoulli":
+        return BernoulliBias(value)
+    raise SpecError(where, [f"head biasing needs a categorical or bernoulli action, this one is {distribution}"])
+
+
+def _configure_critic(spec: Graph, section: Mapping[str, Any]) -> Block:
+    return _apply_init(spec, section.get("init"), {VALUE_KEY}, "critic.init")
+
+
+def _apply_init(spec: Graph, init_cfg: Any, head_keys: set[str], where: str) -> Block:
+    if not init_cfg:
+        return spec
+    if not isinstance(init_cfg, Mapping) or not set(init_cfg) <= {"body", "heads"}:
+        raise SpecError(where, [f"expected a mapping with 'body' and/or 'heads', got {init_cfg!r}"])
+    body = _initializer(init_cfg["body"], f"{where}.body") if "body" in init_cfg else None
+    heads = _initializer(init_cfg["heads"], f"{where}.heads") if "heads" in init_cfg else None
+    head_blocks = {id(producer_of(spec, k)) for k in head_keys}
+
+    def edit(path: str, block: Block) -> Block:
+        chosen = heads if id(block) in head_blocks else body
+        return dataclasses.replace(block, init=chosen) if chosen is not None else block
+    return map_blocks(spec, edit)
+
+
+def _union(shapes: Mapping[StepKey, Shapes]) -> Shapes:
+    out: Shapes = {}
+    for step, step_shapes in shapes.items():
+        for key, shape in step_shapes.items():
+            if out.setdefault(key, shape) != shape:
+                raise SpecError("shared state critic", [f"observation {key!r} has shape {out[key]} in one "
+                                                        f"sub-step and {shape} in sub-step {step}"])
+    return out
+
+
+def _used(spec: Block, shapes: Shapes) -> Shapes:
+    """The shapes of the inputs `spec` reads (a critic may leave some observations unused)."""
+    missing = [k for k in spec.in_keys if k not in shapes]
+    if missing:
+        raise SpecError("critic", [f"reads {missing}, which are neither observations nor keys the policy "
+                                   f"outputs ({list(shapes)})"])
+    return {k: shapes[k] for k in spec.in_keys}
+
+
+def _name(role: str, step: StepKey, steps: int) -> str:
+    return role if steps == 1 else f"{role}[{step}]"
+
+
+def _materialize(spec: Block, shapes: Shapes, seed: int | None, scope: str) -> nn.Module:
+    from perceptspec._torch import materialize
+
+    return materialize(spec, {k: shapes[k] for k in spec.in_keys}, seed=_scoped_seed(seed, scope))
+
+
+def _scoped_seed(seed: int | None, scope: str) -> int | None:
+    """Policy and critic draw from different streams even where their block paths coincide."""
+    import hashlib
+
+    if seed is None:
+        return None
+    return int.from_bytes(hashlib.sha256(f"{seed}/{scope}".encode()).digest()[:8], "little")
+
+
+def _actor_critic(policy: nn.Module, critic: nn.Module, policy_spec: Block | None, critic_spec: Block | None,
+                  obs: Shapes) -> nn.Module:
+    """One module for both: with specs, one generated forward over the policy's and the critic's own block
+    modules (weights shared, not copied); otherwise a wrapper calling the two modules."""
+    from torch import nn
+
+    from perceptspec._fold._shapes import trace
+    from perceptspec._torch._module import SpecModule, assemble
+
+    if isinstance(policy, SpecModule) and isinstance(critic, SpecModule) and policy_spec and critic_spec:
+        out_keys = [*policy_spec.out_keys, *(k for k in critic_spec.out_keys if k not in policy_spec.out_keys)]
+        joint = Graph({"policy": policy_spec, "critic": critic_spec}, out_keys)
+        blocks = nn.ModuleDict({"policy": policy.blocks, "critic": critic.blocks})
+        return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.check)
+    from perceptspec._torch._pair import PairModule
+
+    return PairModule(policy, critic)
