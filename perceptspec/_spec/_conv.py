@@ -119,7 +119,7 @@ PerLayer = Sequence[int | Sequence[int]]
 
 
 @descriptor
-class _StridedConvFields(Block):
+class StridedConvFields(Block):
     """The fields StridedConv and StridedConvDense share, under Maze's names and with Maze's None defaults."""
 
     _abstract: ClassVar[bool] = True
@@ -179,7 +179,7 @@ def _per_layer_problems(field: str, values: PerLayer, n_layers: int, dims: int, 
 
 
 @descriptor
-class StridedConv(_StridedConvFields):
+class StridedConv(StridedConvFields):
     """Maze's StridedConvolutionBlock: one `convolution_dimension`-D convolution per entry of `hidden_channels`,
     each followed by `non_lin`; sizes follow torch: out = (in + 2p - d(k - 1) - 1) // s + 1.
 
@@ -189,7 +189,7 @@ class StridedConv(_StridedConvFields):
 
 
 @descriptor
-class StridedConvDense(_StridedConvFields):
+class StridedConvDense(StridedConvFields):
     """Maze's StridedConvolutionDenseBlock: StridedConv, the channel and spatial dims flattened, then
     Dense(`hidden_units`).
 
