@@ -1,3 +1,333 @@
-"""Placeholder: this block family is being written."""
+"""Parameter-free blocks that reshape, select, combine, pool and mask tensors (Maze's "general" blocks).
 
-__all__: list[str] = []
+Dims count as in Maze, whose tensors carry one batch dim in front of the feature shape: a negative dim counts from
+the end of the feature shape (-1 is the last dim), a positive one counts that batch dim, so 1 is the first feature
+dim. Dim 0 (the batch) is rejected: these blocks work per sample, and at run time any number of leading batch dims
+is accepted. So a Maze model ports with its dims unchanged.
+
+`Functional` names its function: `register_function` keeps a pure shape function (and optionally the tensor
+function) under a name, so specs hold a string, stay hashable and serialize, and the shape fold never runs torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from perceptspec._errors import SpecError
+from perceptspec._spec._block import Block
+from perceptspec._spec._descriptor import descriptor
+
+__all__ = ["ActionMasking", "Concat", "Correlation", "Flatten", "Functional", "GlobalAveragePooling",
+           "MaskedGlobalPooling", "MultiIndexSlicing", "POOLING_FUNCTIONS", "RepeatToMatch", "Slice",
+           "register_function"]
+
+POOLING_FUNCTIONS = ("mean", "sum", "max")
+
+
+def dim_problem(field: str, dim: int) -> str | None:
+    """Why `dim` cannot name a feature dim (only 0, Maze's batch dim, is refused before shapes are known)."""
+    if dim == 0:
+        return (f"field '{field}': dim 0 is the batch dim (dims count as in Maze: -1 is the last feature dim, 1 the "
+                f"first), got 0")
+    return None
+
+
+def _int_or_ints(value: object) -> object:
+    """Maze takes one int or a list of ints: one int becomes a 1-tuple (a list is already a tuple here)."""
+    if isinstance(value, bool):
+        raise TypeError("expected an int or a sequence of ints, not a bool")
+    if not isinstance(value, tuple) and hasattr(value, "__index__"):
+        return (operator.index(value),)
+    return value
+
+
+def as_ints(value: int | Sequence[int]) -> tuple[int, ...]:
+    """A field given as `int | Sequence[int]` as the tuple it is after construction (typed for mypy)."""
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
+@descriptor
+class Flatten(Block):
+    """Flattens the last `num_flatten_dims` feature dims into one, as Maze's FlattenBlock.
+
+    (..., d1, ..., dn) -> (..., d1 * ... * dn) with n = num_flatten_dims.
+    """
+
+    num_flatten_dims: int
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if self.num_flatten_dims <= 0:
+            yield f"field 'num_flatten_dims': expected a positive int, got {self.num_flatten_dims}"
+
+
+@descriptor
+class Concat(Block):
+    """Concatenates two or more inputs along `concat_dim`, as Maze's ConcatenationBlock.
+
+    All inputs have the same rank and equal sizes in every other dim. Negative dims count from the end.
+    """
+
+    n_inputs: ClassVar[int | None] = None
+
+    concat_dim: int = -1
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if len(self.in_keys) < 2:
+            yield f"field 'in_keys': Concat takes 2 or more keys, got {list(self.in_keys)}"
+        if problem := dim_problem("concat_dim", self.concat_dim):
+            yield problem
+
+
+@descriptor
+class Slice(Block):
+    """Selects index `slice_idx` of dim `slice_dim` and removes that dim, as Maze's SliceBlock.
+
+    E.g. the last step of a sequence: (..., T, F) -> (..., F) with slice_dim=-2, slice_idx=-1.
+    """
+
+    slice_dim: int
+    slice_idx: int
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if problem := dim_problem("slice_dim", self.slice_dim):
+            yield problem
+
+
+@descriptor
+class MultiIndexSlicing(Block):
+    """Selects the indices `select_idxs` (one int or several, repeats allowed) of dim `select_dim`, keeping the
+    dim, as Maze's MultiIndexSlicingBlock: like `x[..., [a, b]]`. Negative indices count from the end."""
+
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"select_idxs": _int_or_ints}
+
+    select_dim: int
+    select_idxs: int | Sequence[int]
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if problem := dim_problem("select_dim", self.select_dim):
+            yield problem
+        if not as_ints(self.select_idxs):
+            yield "field 'select_idxs': expected one or more indices, got []"
+
+
+@descriptor
+class RepeatToMatch(Block):
+    """Repeats the first input along dim `repeat_at_idx` (where its size is 1) to the second input's size there,
+    as Maze's RepeatToMatchBlock. The output has the first input's shape otherwise; the second only lends a size."""
+
+    n_inputs: ClassVar[int | None] = 2
+
+    repeat_at_idx: int
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if problem := dim_problem("repeat_at_idx", self.repeat_at_idx):
+            yield problem
+
+
+@descriptor
+class GlobalAveragePooling(Block):
+    """The mean over the last two dims, as Maze's GlobalAveragePoolingBlock: (..., C, H, W) -> (..., C)."""
+
+
+@descriptor
+class MaskedGlobalPooling(Block):
+    """Pools (`pooling_func` 'mean', 'sum' or 'max') over `pooling_dim` (one dim or several), as Maze's
+    MaskedGlobalPoolingBlock; the pooled dims are removed.
+
+    An optional second input is a mask (bool, or 0/1 floats) whose shape is a prefix of the first input's, e.g.
+    values (..., N, F) and mask (..., N): masked-out entries are ignored (mean divides by the number of kept
+    entries). Where every pooled entry is masked out the result is 0 (Maze instead always keeps entry 0 of the
+    mask's last dim, overwriting its input).
+    """
+
+    n_inputs: ClassVar[int | None] = None
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"pooling_dim": _int_or_ints}
+
+    pooling_func: str
+    pooling_dim: int | Sequence[int]
+
+    def input_roles(self) -> tuple[str, ...]:
+        return ("features", "mask")[:len(self.in_keys)]
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if len(self.in_keys) not in (1, 2):
+            yield f"field 'in_keys': MaskedGlobalPooling takes a value key and an optional mask key, got " \
+                  f"{list(self.in_keys)}"
+        if self.pooling_func not in POOLING_FUNCTIONS:
+            yield f"field 'pooling_func': expected one of {', '.join(POOLING_FUNCTIONS)}, got {self.pooling_func!r}"
+        dims = as_ints(self.pooling_dim)
+        if not dims:
+            yield "field 'pooling_dim': expected one or more dims, got []"
+        elif len(set(dims)) != len(dims):
+            yield f"field 'pooling_dim': dims repeat in {list(dims)}"
+        if problem := dim_problem("pooling_dim", 0 if 0 in dims else -1):
+            yield problem
+
+
+@descriptor
+class Correlation(Block):
+    """The elementwise product of two inputs, summed over the last dim if `reduce`, as Maze's CorrelationBlock.
+
+    Both inputs have the same last dim. Walking the dims from the first, where the sizes differ and neither is 1,
+    a size-1 dim is inserted into the input of lower rank (the second on a tie) to broadcast: keys (N, F) and
+    queries (M, F) give (N, M, F), or (N, M) reduced.
+    """
+
+    n_inputs: ClassVar[int | None] = 2
+
+    reduce: bool
+
+
+@descriptor
+class ActionMasking(Block):
+    """Inputs [logits, mask]: logits where the mask is False (or 0) become the dtype's lowest value, as Maze's
+    ActionMaskingBlock.
+
+    One actor: logits (..., A) and mask (..., A) of the same shape -> one output. `num_actors` > 1: logits
+    (..., num_actors * n) and mask (..., num_actors, n) with n = `num_of_actor_actions` (None: the mask's last dim)
+    -> one output (..., n) per actor, so one out key per actor.
+    """
+
+    n_inputs: ClassVar[int | None] = 2
+    n_outputs: ClassVar[int | None] = None
+
+    num_actors: int = 1
+    num_of_actor_actions: int | None = None
+
+    def input_roles(self) -> tuple[str, ...]:
+        return ("features", "mask")
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if self.num_actors <= 0:
+            yield f"field 'num_actors': expected a positive int, got {self.num_actors}"
+        elif len(self.out_keys) != self.num_actors:
+            yield f"field 'out_keys': expected one key per actor (num_actors={self.num_actors}), got " \
+                  f"{list(self.out_keys)}"
+        if self.num_of_actor_actions is not None and self.num_of_actor_actions <= 0:
+            yield f"field 'num_of_actor_actions': expected a positive int or None, got {self.num_of_actor_actions}"
+
+
+# --- Functional and its registry -----------------------------------------------------------------------------
+
+ShapeFunction = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredFunction:
+    """What a `Functional` block's name stands for.
+
+    shape_fn: input feature shapes (one positional tuple per input, no batch dims) -> the output shape, or a
+        sequence of shapes when there are several out keys; raises ValueError for inputs it cannot take.
+    tensor_fn: the tensors (with any leading batch dims) -> a tensor, or a sequence of tensors; None for the
+        built-ins, whose tensor functions live with torch.
+    """
+
+    name: str
+    shape_fn: ShapeFunction
+    tensor_fn: Callable[..., Any] | None
+
+
+_functions: dict[str, RegisteredFunction] = {}
+
+
+def register_function(name: str, shape_fn: ShapeFunction, tensor_fn: Callable[..., Any] | None = None) -> None:
+    """Make `name` usable as `Functional(func=name)`.
+
+    shape_fn: pure, `(*in_shapes) -> out_shape` (a tuple of ints without batch dims; a sequence of them for
+        several outputs); raise ValueError for shapes it cannot take. Shape folds call only this: no torch needed.
+    tensor_fn: `(*tensors) -> tensor(s)`, working on the trailing dims (inputs may have any leading batch dims);
+        needed to materialize. Import-time registration keeps a spec loadable wherever its module is imported.
+
+    Names are global and permanent (shape folds are memoised): registering the same name again is allowed only
+    with the same functions.
+    """
+    problems = []
+    if not isinstance(name, str) or not name or name != name.strip():
+        problems.append(f"name: expected a non-empty string without surrounding spaces, got {name!r}")
+    given: dict[str, object] = {"shape_fn": shape_fn, "tensor_fn": tensor_fn}  # checked: callers may be untyped
+    for arg, expected in (("shape_fn", "(input shapes -> output shapes)"), ("tensor_fn", "(tensors -> tensors)")):
+        value = given[arg]
+        if not callable(value) and not (arg == "tensor_fn" and value is None):
+            problems.append(f"{arg}: expected a callable {expected}, got {value!r}")
+    if not problems:
+        existing = _functions.get(name)
+        if existing is not None and (existing.shape_fn is not shape_fn or existing.tensor_fn is not tensor_fn):
+            builtin = " (a built-in)" if name in BUILTIN_FUNCTIONS else ""
+            problems.append(f"name: function {name!r}{builtin} is already registered with other functions; names "
+                            f"are permanent, so pick a new one (e.g. '{name}_v2')")
+    if problems:
+        raise SpecError("register_function", problems)
+    _functions[name] = RegisteredFunction(name, shape_fn, tensor_fn)
+
+
+def registered_function(name: str) -> RegisteredFunction:
+    """The function registered under `name`; a `SpecError` listing the known names if there is none."""
+    try:
+        return _functions[name]
+    except KeyError:
+        raise SpecError("Functional", [_unknown_function(name)]) from None
+
+
+def _unknown_function(name: str) -> str:
+    return (f"field 'func': no function is registered as {name!r} (register it with ps.register_function before "
+            f"building or loading the spec; known: {', '.join(sorted(_functions))})")
+
+
+@descriptor
+class Functional(Block):
+    """Applies the registered function named `func` (see `register_function`), as Maze's FunctionalBlock does
+    with a callable: each input is a positional argument, each output goes to one out key.
+
+    Built-ins: 'identity' (any inputs, unchanged), 'sum_last' / 'mean_last' / 'max_last' ((..., F) -> (...)),
+    'softmax_last' / 'log_softmax_last' (over the last dim), 'add' / 'mul' (two inputs of equal rank, broadcast
+    where a size is 1).
+    """
+
+    n_inputs: ClassVar[int | None] = None
+    n_outputs: ClassVar[int | None] = None
+
+    func: str
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        if self.func not in _functions:
+            yield _unknown_function(self.func)
+
+
+def _same_shapes(*shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    return shapes
+
+
+def _drop_last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    if not shape:
+        raise ValueError("a shape (..., features) with at least 1 dim")
+    return shape[:-1]
+
+
+def _softmax_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return _drop_last(shape) + shape[-1:]
+
+
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        raise ValueError(f"two shapes of equal rank whose sizes are equal or 1 in each dim, like {a}")
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
+BUILTIN_FUNCTIONS: dict[str, ShapeFunction] = {
+    "identity": _same_shapes, "sum_last": _drop_last, "mean_last": _drop_last, "max_last": _drop_last,
+    "softmax_last": _softmax_shape, "log_softmax_last": _softmax_shape, "add": _broadcast_shape,
+    "mul": _broadcast_shape,
+}
+for _name, _shape_fn in BUILTIN_FUNCTIONS.items():
+    register_function(_name, _shape_fn)

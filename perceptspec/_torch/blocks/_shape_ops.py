@@ -1,0 +1,349 @@
+"""Build and emit rules of the parameter-free blocks (Flatten, Concat, Slice, ..., Functional).
+
+Each module stores its dims counted from the end (negative), so it takes any number of leading batch dims. Emit
+rules see no shapes, so they inline ops only when the spec's own dim is negative (rank-free); a Maze-style positive
+dim, whose position from the end depends on the rank, calls the module instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from perceptspec._errors import SpecError
+from perceptspec._fold._rules import Shape
+from perceptspec._fold.rules._shape_ops import actor_actions, correlation_alignment, feature_index, pooled_dims
+from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
+                               Initializer, MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
+from perceptspec._spec._shape_ops import as_ints, registered_function
+from perceptspec._torch._tables import Site, call_module, emit_rules, torch_builders
+
+
+def _from_end(shape: Shape, k: int) -> int:
+    """Feature index `k` of `shape` as a negative dim, valid whatever the leading batch dims."""
+    return k - len(shape)
+
+
+def _lowest(x: torch.Tensor) -> float:
+    return torch.finfo(x.dtype).min
+
+
+class _Flatten(nn.Module):
+    def __init__(self, num_flatten_dims: int) -> None:
+        super().__init__()
+        self.start = -num_flatten_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(x, start_dim=self.start)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start}"
+
+
+@torch_builders.register(Flatten)
+def _flatten_build_rule(block: Flatten, ins: tuple[Shape, ...], init: Initializer,
+                        generator: torch.Generator | None) -> nn.Module:
+    return _Flatten(block.num_flatten_dims)
+
+
+@emit_rules.register(Flatten)
+def _flatten_emit_rule(block: Flatten, site: Site) -> list[str]:
+    return [f"{site.outs[0]} = torch.flatten({site.ins[0]}, {-block.num_flatten_dims})"]
+
+
+class _Concat(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+@torch_builders.register(Concat)
+def _concat_build_rule(block: Concat, ins: tuple[Shape, ...], init: Initializer,
+                       generator: torch.Generator | None) -> nn.Module:
+    return _Concat(_from_end(ins[0], feature_index(ins[0], 0, "concat_dim", block.concat_dim)))
+
+
+@emit_rules.register(Concat)
+def _concat_emit_rule(block: Concat, site: Site) -> list[str]:
+    if block.concat_dim > 0:
+        return call_module(block, site)
+    return [f"{site.outs[0]} = torch.cat(({', '.join(site.ins)}), {block.concat_dim})"]
+
+
+class _Slice(nn.Module):
+    def __init__(self, dim: int, index: int) -> None:
+        super().__init__()
+        self.dim, self.index = dim, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.narrow(x, self.dim, self.index, 1).squeeze(self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, index={self.index}"
+
+
+@torch_builders.register(Slice)
+def _slice_build_rule(block: Slice, ins: tuple[Shape, ...], init: Initializer,
+                      generator: torch.Generator | None) -> nn.Module:
+    x = ins[0]
+    k = feature_index(x, 0, "slice_dim", block.slice_dim)
+    return _Slice(_from_end(x, k), block.slice_idx % x[k])
+
+
+@emit_rules.register(Slice)
+def _slice_emit_rule(block: Slice, site: Site) -> list[str]:
+    if block.slice_dim > 0:
+        return call_module(block, site)
+    return [f"{site.outs[0]} = {site.ins[0]}.select({block.slice_dim}, {block.slice_idx})"]
+
+
+class _MultiIndexSlicing(nn.Module):
+    index: torch.Tensor
+
+    def __init__(self, dim: int, index: Sequence[int]) -> None:
+        super().__init__()
+        self.dim = dim
+        # not persistent: the indices come from the spec, so state_dict stays the parameters (none)
+        self.register_buffer("index", torch.tensor(index, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.index_select(x, self.dim, self.index)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, index={self.index.tolist()}"
+
+
+@torch_builders.register(MultiIndexSlicing)
+def _multi_index_slicing_build_rule(block: MultiIndexSlicing, ins: tuple[Shape, ...], init: Initializer,
+                                    generator: torch.Generator | None) -> nn.Module:
+    x = ins[0]
+    k = feature_index(x, 0, "select_dim", block.select_dim)
+    return _MultiIndexSlicing(_from_end(x, k), [i % x[k] for i in as_ints(block.select_idxs)])
+
+
+@emit_rules.register(MultiIndexSlicing)
+def _multi_index_slicing_emit_rule(block: MultiIndexSlicing, site: Site) -> list[str]:
+    if block.select_dim > 0:
+        return call_module(block, site)
+    return [f"{site.outs[0]} = torch.index_select({site.ins[0]}, {block.select_dim}, "
+            f"{site.module}._buffers['index'])"]
+
+
+class _RepeatToMatch(nn.Module):
+    def __init__(self, dim: int, source_dim: int) -> None:
+        super().__init__()
+        self.dim, self.source_dim = dim, source_dim
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        repeats = [1] * x.dim()
+        repeats[self.dim] = target.shape[self.source_dim]
+        return x.repeat(*repeats)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, source_dim={self.source_dim}"
+
+
+@torch_builders.register(RepeatToMatch)
+def _repeat_to_match_build_rule(block: RepeatToMatch, ins: tuple[Shape, ...], init: Initializer,
+                                generator: torch.Generator | None) -> nn.Module:
+    a, b = ins
+    return _RepeatToMatch(_from_end(a, feature_index(a, 0, "repeat_at_idx", block.repeat_at_idx)),
+                          _from_end(b, feature_index(b, 1, "repeat_at_idx", block.repeat_at_idx)))
+
+
+@emit_rules.register(RepeatToMatch)
+def _repeat_to_match_emit_rule(block: RepeatToMatch, site: Site) -> list[str]:
+    d = block.repeat_at_idx
+    if d > 0:
+        return call_module(block, site)
+    x, target = site.ins
+    return [f"{site.outs[0]} = {x}.repeat_interleave({target}.shape[{d}], {d})"]
+
+
+class _GlobalAveragePooling(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mean(x, dim=(-2, -1))
+
+
+@torch_builders.register(GlobalAveragePooling)
+def _global_average_pooling_build_rule(block: GlobalAveragePooling, ins: tuple[Shape, ...], init: Initializer,
+                                       generator: torch.Generator | None) -> nn.Module:
+    return _GlobalAveragePooling()
+
+
+@emit_rules.register(GlobalAveragePooling)
+def _global_average_pooling_emit_rule(block: GlobalAveragePooling, site: Site) -> list[str]:
+    return [f"{site.outs[0]} = {site.ins[0]}.mean((-2, -1))"]
+
+
+class _MaskedGlobalPooling(nn.Module):
+    """Pools over `dims` (negative); a mask (`trailing` dims fewer than the values) broadcasts over the rest."""
+
+    def __init__(self, pooling_func: str, dims: tuple[int, ...], trailing: int) -> None:
+        super().__init__()
+        self.pooling_func, self.dims, self.trailing = pooling_func, dims, trailing
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            if self.pooling_func == "max":
+                return x.amax(self.dims)
+            return x.sum(self.dims) if self.pooling_func == "sum" else x.mean(self.dims)
+        keep = (mask != 0).reshape(*mask.shape, *(1,) * self.trailing).expand_as(x)
+        if self.pooling_func == "max":
+            pooled = x.masked_fill(~keep, _lowest(x)).amax(self.dims)
+            return torch.where(keep.any(self.dims), pooled, torch.zeros((), dtype=x.dtype, device=x.device))
+        total = x.masked_fill(~keep, 0).sum(self.dims)
+        if self.pooling_func == "sum":
+            return total
+        return total / keep.sum(self.dims).clamp(min=1)
+
+    def extra_repr(self) -> str:
+        return f"{self.pooling_func}, dims={self.dims}"
+
+
+@torch_builders.register(MaskedGlobalPooling)
+def _masked_global_pooling_build_rule(block: MaskedGlobalPooling, ins: tuple[Shape, ...], init: Initializer,
+                                      generator: torch.Generator | None) -> nn.Module:
+    x = ins[0]
+    dims = tuple(_from_end(x, k) for k in pooled_dims(block, x))
+    trailing = len(x) - len(ins[1]) if len(ins) == 2 else 0
+    return _MaskedGlobalPooling(block.pooling_func, dims, trailing)
+
+
+class _Correlation(nn.Module):
+    """Reshapes each input's feature dims to their aligned shape (size-1 dims inserted), multiplies, reduces."""
+
+    def __init__(self, shapes: tuple[Shape, Shape], aligned: tuple[Shape, Shape], reduce: bool) -> None:
+        super().__init__()
+        self.ranks = (len(shapes[0]), len(shapes[1]))
+        self.aligned = aligned
+        self.reduce = reduce
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a = a.reshape(*a.shape[:a.dim() - self.ranks[0]], *self.aligned[0])
+        b = b.reshape(*b.shape[:b.dim() - self.ranks[1]], *self.aligned[1])
+        product = a * b
+        return product.sum(-1) if self.reduce else product
+
+    def extra_repr(self) -> str:
+        return f"aligned={self.aligned}, reduce={self.reduce}"
+
+
+@torch_builders.register(Correlation)
+def _correlation_build_rule(block: Correlation, ins: tuple[Shape, ...], init: Initializer,
+                            generator: torch.Generator | None) -> nn.Module:
+    a, b = ins
+    return _Correlation((a, b), correlation_alignment(a, b), block.reduce)
+
+
+class _ActionMasking(nn.Module):
+    def __init__(self, num_actors: int, actions: int) -> None:
+        super().__init__()
+        self.num_actors, self.actions = num_actors, actions
+
+    def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        masked_out = mask == 0
+        if self.num_actors == 1:
+            return logits.masked_fill(masked_out, _lowest(logits))
+        n = self.actions
+        return tuple(logits[..., i * n:(i + 1) * n].masked_fill(masked_out[..., i, :], _lowest(logits))
+                     for i in range(self.num_actors))
+
+    def extra_repr(self) -> str:
+        return f"num_actors={self.num_actors}, actions={self.actions}"
+
+
+@torch_builders.register(ActionMasking)
+def _action_masking_build_rule(block: ActionMasking, ins: tuple[Shape, ...], init: Initializer,
+                               generator: torch.Generator | None) -> nn.Module:
+    logits, mask = ins
+    actions = logits[-1] if block.num_actors == 1 else actor_actions(block, mask)
+    return _ActionMasking(block.num_actors, actions)
+
+
+@emit_rules.register(ActionMasking)
+def _action_masking_emit_rule(block: ActionMasking, site: Site) -> list[str]:
+    logits, mask = site.ins
+    if block.num_actors == 1:
+        return [f"{site.outs[0]} = {logits}.masked_fill({mask} == 0, torch.finfo({logits}.dtype).min)"]
+    n = block.num_of_actor_actions
+    if n is None:
+        return call_module(block, site)
+    masked_out, lowest = site.fresh("masked_out"), site.fresh("lowest")
+    lines = [f"{masked_out} = {mask} == 0", f"{lowest} = torch.finfo({logits}.dtype).min"]
+    lines += [f"{out} = {logits}[..., {i * n}:{(i + 1) * n}].masked_fill({masked_out}[..., {i}, :], {lowest})"
+              for i, out in enumerate(site.outs)]
+    return lines
+
+
+# --- Functional ---------------------------------------------------------------------------------------------
+
+def _identity(*xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _sum_last(x: torch.Tensor) -> torch.Tensor:
+    return x.sum(-1)
+
+
+def _mean_last(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(-1)
+
+
+def _max_last(x: torch.Tensor) -> torch.Tensor:
+    return x.amax(-1)
+
+
+def _softmax_last(x: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(x, -1)
+
+
+def _log_softmax_last(x: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(x, -1)
+
+
+#: tensor functions of the built-ins that `perceptspec._spec._shape_ops.BUILTIN_FUNCTIONS` names
+BUILTIN_TENSOR_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "identity": _identity, "sum_last": _sum_last, "mean_last": _mean_last, "max_last": _max_last,
+    "softmax_last": _softmax_last, "log_softmax_last": _log_softmax_last, "add": torch.add, "mul": torch.mul,
+}
+
+
+class _Functional(nn.Module):
+    def __init__(self, name: str, fn: Callable[..., Any], n_outputs: int) -> None:
+        super().__init__()
+        self.name, self.fn, self.n_outputs = name, fn, n_outputs
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        out = self.fn(*xs)
+        if self.n_outputs == 1 and isinstance(out, torch.Tensor):
+            return out
+        outs = tuple(out) if isinstance(out, Sequence) else (out,)
+        if len(outs) != self.n_outputs or not all(isinstance(o, torch.Tensor) for o in outs):
+            raise TypeError(f"function {self.name!r} returned {type(out).__name__} (of {len(outs)}), expected "
+                            f"{self.n_outputs} tensor(s), one per out key")
+        return outs[0] if self.n_outputs == 1 else outs
+
+    def extra_repr(self) -> str:
+        return repr(self.name)
+
+
+@torch_builders.register(Functional)
+def _functional_build_rule(block: Functional, ins: tuple[Shape, ...], init: Initializer,
+                           generator: torch.Generator | None) -> nn.Module:
+    registered = registered_function(block.func)
+    fn = registered.tensor_fn or BUILTIN_TENSOR_FUNCTIONS.get(block.func)
+    if fn is None:
+        raise SpecError(block._where(), [f"field 'func': function {block.func!r} has no tensor function, so it "
+                                         f"cannot be materialized: register one with ps.register_function("
+                                         f"{block.func!r}, shape_fn, tensor_fn)"])
+    return _Functional(block.func, fn, len(block.out_keys))
