@@ -59,7 +59,7 @@ def forward_source(t: Trace, check: str) -> str:
     for eqn in t.program.eqns:
         var.update((v, names.create(v)) for v in eqn.outs)
         site = Site(module_expression(eqn.path), tuple(var[v] for v in eqn.ins), tuple(var[v] for v in eqn.outs),
-                    names.create)
+                    names.create, t.ins(eqn), t.outs(eqn))
         rule = emit_rules.get(type(eqn.block)) or call_module
         lines.append(f"    # {eqn.path}: {label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))}")
         lines += [f"    {line}" for line in rule(eqn.block, site)]

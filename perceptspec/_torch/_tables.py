@@ -31,12 +31,15 @@ bias_rules: RuleTable[BiasRule] = RuleTable("head bias")
 @dataclasses.dataclass(frozen=True)
 class Site:
     """Where an emit rule writes: `module` is an expression for the block's module, `ins` / `outs` are the
-    Python variable names of its inputs and outputs, `fresh(hint)` makes a new local name."""
+    Python variable names of its inputs and outputs (with their feature shapes), `fresh(hint)` makes a new local
+    name."""
 
     module: str
     ins: tuple[str, ...]
     outs: tuple[str, ...]
     fresh: Callable[[str], str]
+    in_shapes: tuple[Shape, ...] = ()
+    out_shapes: tuple[Shape, ...] = ()
 
     def params(self, submodule: str | None = None) -> str:
         """An expression for the `_parameters` dict of the block's module (or of one of its submodules).

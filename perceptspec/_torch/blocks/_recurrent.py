@@ -1,0 +1,190 @@
+"""Build rules of the recurrent blocks: LSTM, LSTMLastStep, GRU and GRULastStep.
+
+The block module holds nn.LSTM's / nn.GRU's parameters under their names (in `rnn`, so
+`nn.LSTM(...).load_state_dict(module.rnn.state_dict())` works both ways) and calls the functional `torch.lstm` /
+`torch.gru` that those modules call, not the modules themselves: Dynamo refuses to trace nn.LSTM / nn.GRU, and the
+API promises `torch.compile(fullgraph=True)`. Under compilation the same recurrence runs as an unrolled loop of
+plain ops (the time length is fixed by the spec), since inductor fails on `torch.lstm` with autograd on CPU
+(torch 2.13: "expected Tensor() for op: aten.mkldnn_rnn_layer"). Eager runs keep torch's fused kernels.
+Kinds have no emit rule: the module call is cheap next to the recurrence.
+
+Initialisation ("recurrent weights get an initialiser that suits them"): the block's `init` fills the
+time-distributed dense layer as for any Linear. The recurrent weights get:
+- TorchDefault: what nn.LSTM / nn.GRU do, every weight and bias uniform in ±1/sqrt(hidden_size);
+- any other initialiser: Keras' recurrent defaults, applied per gate block: input weights Glorot (Xavier) uniform,
+  hidden-to-hidden weights orthogonal (each gate's recurrence keeps the norm of the state), biases zero except
+  the LSTM forget gate's input bias, 1 (Jozefowicz et al. 2015), so the untrained cell remembers.
+Both draw from the block's generator in nn.LSTM's parameter order, so seeding is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perceptspec._fold._rules import Shape
+from perceptspec._spec import GRU, LSTM, GRULastStep, Initializer, LSTMLastStep, TorchDefault
+from perceptspec._spec._recurrent import Recurrent
+from perceptspec._torch._init import initialise
+from perceptspec._torch._non_lin import NON_LIN_MODULES
+from perceptspec._torch._tables import torch_builders
+
+# (sequences (N, T, F), flat weights, hidden_size, num_layers, bidirectional) -> outputs (N, T, out_units)
+RunRule = Callable[[torch.Tensor, list[torch.Tensor], int, int, bool], torch.Tensor]
+# (input gates x_t W_ih + b_ih, hidden h, cell c (LSTM only), W_hh, b_hh) -> next (h, c)
+StepRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                    tuple[torch.Tensor, torch.Tensor]]
+
+
+def _native_lstm(seq: torch.Tensor, weights: list[torch.Tensor], hidden_size: int, num_layers: int,
+                 bidirectional: bool) -> torch.Tensor:
+    h0 = seq.new_zeros(num_layers * (2 if bidirectional else 1), seq.shape[0], hidden_size)
+    return torch.lstm(seq, (h0, h0), weights, True, num_layers, 0.0, False, bidirectional, True)[0]
+
+
+def _native_gru(seq: torch.Tensor, weights: list[torch.Tensor], hidden_size: int, num_layers: int,
+                bidirectional: bool) -> torch.Tensor:
+    h0 = seq.new_zeros(num_layers * (2 if bidirectional else 1), seq.shape[0], hidden_size)
+    return torch.gru(seq, h0, weights, True, num_layers, 0.0, False, bidirectional, True)[0]
+
+
+def _lstm_step(gi: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor,
+               b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, -1)  # torch's gate order
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _gru_step(gi: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor,
+              b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    i_r, i_z, i_n = gi.chunk(3, -1)  # torch's gate order
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, -1)
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return n + z * (h - n), c
+
+
+def unrolled(step: StepRule) -> RunRule:
+    """The recurrence of `step` as a Python loop over time steps: traceable by Dynamo, same result as torch's."""
+    def run(seq: torch.Tensor, weights: list[torch.Tensor], hidden_size: int, num_layers: int,
+            bidirectional: bool) -> torch.Tensor:
+        directions = 2 if bidirectional else 1
+        steps = seq.shape[1]
+        for layer in range(num_layers):
+            outs = []
+            for d in range(directions):
+                w_ih, w_hh, b_ih, b_hh = weights[4 * (layer * directions + d):][:4]
+                gi = F.linear(seq, w_ih, b_ih)  # the input's contribution to every step at once
+                h = c = seq.new_zeros(seq.shape[0], hidden_size)
+                hs = [h] * steps
+                for t in (reversed(range(steps)) if d else range(steps)):
+                    h, c = step(gi[:, t], h, c, w_hh, b_hh)
+                    hs[t] = h
+                outs.append(torch.stack(hs, 1))
+            seq = torch.cat(outs, -1)
+        return seq
+    return run
+
+
+_NATIVE: dict[str, RunRule] = {"lstm": _native_lstm, "gru": _native_gru}
+_UNROLLED: dict[str, RunRule] = {"lstm": unrolled(_lstm_step), "gru": unrolled(_gru_step)}
+#: gates whose input bias starts at 1 under the non-default initialisers (LSTM gates are i, f, g, o)
+_UNIT_BIAS_GATES: dict[str, tuple[int, ...]] = {"lstm": (1,), "gru": ()}
+
+
+def weight_shapes(block: Recurrent, n_in: int) -> list[tuple[str, tuple[int, ...]]]:
+    """nn.LSTM's / nn.GRU's parameters in its `_flat_weights_names` order: per layer and direction W_ih, W_hh, b_ih,
+    b_hh, each stacking the gates' rows."""
+    rows, hidden = block.gates * block.hidden_size, block.hidden_size
+    shapes = []
+    for layer in range(block.num_layers):
+        layer_in = n_in if layer == 0 else block.out_units
+        for suffix in ("", "_reverse") if block.bidirectional else ("",):
+            shapes += [(f"weight_ih_l{layer}{suffix}", (rows, layer_in)),
+                       (f"weight_hh_l{layer}{suffix}", (rows, hidden)),
+                       (f"bias_ih_l{layer}{suffix}", (rows,)), (f"bias_hh_l{layer}{suffix}", (rows,))]
+    return shapes
+
+
+class RecurrentModule(nn.Module):
+    """A recurrent block: `rnn` (nn.LSTM's / nn.GRU's parameters), then `dense` and `non_lin` on every kept step.
+
+    forward: (..., T, F) -> (..., T, out_units), or (..., out_units) with `last_step`. Leading dims are flattened
+    into torch's one batch dim and restored. Keeping only the last step before the dense layer computes what
+    Maze's dense-then-slice does, with T times less work.
+    """
+
+    def __init__(self, block: Recurrent, n_in: int, last_step: bool) -> None:
+        super().__init__()
+        self.cell = block.cell
+        self.hidden_size = block.hidden_size
+        self.num_layers = block.num_layers
+        self.bidirectional = block.bidirectional
+        self.last_step = last_step
+        self.rnn = nn.Module()
+        for name, shape in weight_shapes(block, n_in):
+            self.rnn.register_parameter(name, nn.Parameter(torch.empty(shape)))  # the build rule fills them
+        self.weight_names = list(self.rnn._parameters)
+        self.dense = nn.Linear(block.out_units, block.out_units, device="meta")
+        self.dense.to_empty(device="cpu")  # skip nn.Linear's own random init: the build rule fills it
+        self.non_lin = NON_LIN_MODULES[block.non_lin]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead, steps, features = x.shape[:-2], x.shape[-2], x.shape[-1]
+        weights: list[torch.Tensor] = [getattr(self.rnn, name) for name in self.weight_names]
+        run = (_UNROLLED if torch.compiler.is_compiling() else _NATIVE)[self.cell]
+        y = run(x.reshape(-1, steps, features), weights, self.hidden_size, self.num_layers, self.bidirectional)
+        if self.last_step:
+            y = y[:, -1]
+        out: torch.Tensor = self.non_lin(self.dense(y))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def extra_repr(self) -> str:
+        return (f"{self.cell}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, last_step={self.last_step}")
+
+
+def initialise_recurrent(module: RecurrentModule, init: Initializer, generator: torch.Generator | None) -> None:
+    """Fill `module.rnn` as the module docstring says (torch's default, or Glorot / orthogonal / unit forget bias)."""
+    weights = [getattr(module.rnn, name) for name in module.weight_names]
+    hidden = module.hidden_size
+    with torch.no_grad():
+        if isinstance(init, TorchDefault):
+            bound = 1 / math.sqrt(hidden)
+            for w in weights:
+                nn.init.uniform_(w, -bound, bound, generator=generator)
+            return
+        for w_ih, w_hh, b_ih, b_hh in zip(*[iter(weights)] * 4):
+            gate_rows = [slice(g * hidden, (g + 1) * hidden) for g in range(w_ih.shape[0] // hidden)]
+            for rows in gate_rows:
+                nn.init.xavier_uniform_(w_ih[rows], generator=generator)
+            for rows in gate_rows:
+                nn.init.orthogonal_(w_hh[rows], generator=generator)
+            b_ih.zero_()
+            b_hh.zero_()
+            for g in _UNIT_BIAS_GATES[module.cell]:
+                b_ih[gate_rows[g]] = 1.0
+
+
+def _build(block: Recurrent, ins: Sequence[Shape], init: Initializer, generator: torch.Generator | None,
+           last_step: bool) -> RecurrentModule:
+    module = RecurrentModule(block, ins[0][-1], last_step)
+    initialise_recurrent(module, init, generator)
+    initialise(init, module.dense.weight, module.dense.bias, generator)
+    return module
+
+
+@torch_builders.register(LSTM, GRU)
+def _recurrent_build_rule(block: Recurrent, ins: tuple[Shape, ...], init: Initializer,
+                          generator: torch.Generator | None) -> nn.Module:
+    return _build(block, ins, init, generator, last_step=False)
+
+
+@torch_builders.register(LSTMLastStep, GRULastStep)
+def _recurrent_last_step_build_rule(block: Recurrent, ins: tuple[Shape, ...], init: Initializer,
+                                    generator: torch.Generator | None) -> nn.Module:
+    return _build(block, ins, init, generator, last_step=True)
