@@ -60,6 +60,8 @@ class Models:
     critics: dict[StepKey, nn.Module]
     actor_critics: dict[StepKey, nn.Module]
     specs: dict[str, Block | None]
+    #: the input shapes of each network in `specs` (a critic's include keys shared from the policy)
+    in_shapes: dict[str, Shapes]
     obs_shapes: dict[StepKey, Shapes]
     action_logits_shapes: dict[StepKey, Shapes]
     critic_kind: str
@@ -112,6 +114,7 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
         raise SpecError("critic.kind", [f"expected one of {list(CRITIC_KINDS)}, got {kind!r}"])
 
     specs: dict[str, Block | None] = {}
+    in_shapes: dict[str, Shapes] = {}
     policies: dict[StepKey, nn.Module] = {}
     critic_obs: dict[StepKey, Shapes] = {}
     policy_specs: dict[StepKey, Block | None] = {}
@@ -130,6 +133,7 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
             policies[step] = built
         policy_specs[step] = built if isinstance(built, Block) else None
         specs[_name("policy", step, len(obs))] = policy_specs[step]
+        in_shapes[_name("policy", step, len(obs))] = _used(built, obs[step])
 
     critics: dict[StepKey, nn.Module] = {}
     critic_specs: dict[StepKey, Block | None] = {}
@@ -146,6 +150,7 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
                 critics[step] = built
             critic_specs[step] = built if isinstance(built, Block) else None
             specs[_name("critic", step, len(critic_steps))] = critic_specs[step]
+            in_shapes[_name("critic", step, len(critic_steps))] = _used(built, shapes_in)
 
     actor_critics: dict[StepKey, nn.Module] = {}
     for step in obs:
@@ -154,7 +159,7 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
         elif kind == "state":
             actor_critics[step] = _actor_critic(policies[step], critics[step], policy_specs[step],
                                                 critic_specs[step], obs[step])
-    return Models(policies, critics, actor_critics, specs, obs, logits, kind)
+    return Models(policies, critics, actor_critics, specs, in_shapes, obs, logits, kind)
 
 
 def _load(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
@@ -295,8 +300,11 @@ def _union(shapes: Mapping[StepKey, Shapes]) -> Shapes:
     return out
 
 
-def _used(spec: Block, shapes: Shapes) -> Shapes:
-    """The shapes of the inputs `spec` reads (a critic may leave some observations unused)."""
+def _used(network: Any, shapes: Shapes) -> Shapes:
+    """The shapes of the inputs a spec reads (a critic may leave some observations unused); all for a module."""
+    if not isinstance(network, Block):
+        return dict(shapes)
+    spec = network
     missing = [k for k in spec.in_keys if k not in shapes]
     if missing:
         raise SpecError("critic", [f"reads {missing}, which are neither observations nor keys the policy "

@@ -240,6 +240,11 @@ class RegisteredFunction:
 _functions: dict[str, RegisteredFunction] = {}
 
 
+def _is_callable(value: object) -> bool:
+    # a plain bool, not callable()'s type narrowing, which trips mypy's incremental cache across star imports
+    return callable(value)
+
+
 def register_function(name: str, shape_fn: ShapeFunction, tensor_fn: Callable[..., Any] | None = None) -> None:
     """Make `name` usable as `Functional(func=name)`.
 
@@ -257,7 +262,7 @@ def register_function(name: str, shape_fn: ShapeFunction, tensor_fn: Callable[..
     given: dict[str, object] = {"shape_fn": shape_fn, "tensor_fn": tensor_fn}  # checked: callers may be untyped
     for arg, expected in (("shape_fn", "(input shapes -> output shapes)"), ("tensor_fn", "(tensors -> tensors)")):
         value = given[arg]
-        if not callable(value) and not (arg == "tensor_fn" and value is None):
+        if not _is_callable(value) and not (arg == "tensor_fn" and value is None):
             problems.append(f"{arg}: expected a callable {expected}, got {value!r}")
     if not problems:
         existing = _functions.get(name)

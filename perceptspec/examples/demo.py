@@ -1,73 +1,96 @@
-"""`make demo`: the seed's Examples 1 and 3 on gymnasium's real CartPole-v1.
+"""`make demo`: the seed page's four examples, composed from their YAML configs on real gymnasium envs.
 
-Builds the spec policy and critic (Example 1) and the plain PyTorch ones (Example 3) from the env's spaces, prints
-the summary tables, checks the folds against the materialized modules, and runs one episode with each policy
-sampling its actions.
+For each: the summary table of every spec network, the fold checked against the materialized module (parameter
+counts), a drawing (out/<example>_<network>.svg), and a short rollout sampling actions from the policy through the
+actor-critic module (one forward for logits and value). Examples 1 and 3 run on CartPole-v1, Examples 2 and 4 on
+InventoryGridEnv (screen and inventory with a time axis; a categorical and a multi-binary action).
 """
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
 import gymnasium as gym
+import numpy as np
 import torch
-from torch import nn
 
 import perceptspec as ps
-from perceptspec.examples.cartpole import cartpole_critic, cartpole_policy
-from perceptspec.examples.plain_cartpole import PlainCartPoleCritic, PlainCartPolePolicy
+from perceptspec.examples.inventory_env import InventoryGridEnv
 
-def run_episode(env: gym.Env[object, object], policy: nn.Module, seed: int) -> tuple[float, int]:
-    """One episode, each action sampled from the policy's categorical distribution; (return, steps)."""
+EXAMPLES = (
+    ("example1_cartpole", "cartpole.yaml", "CartPole-v1"),
+    ("example3_plain_cartpole", "plain_cartpole.yaml", "CartPole-v1"),
+    ("example2_complex", "complex.yaml", "InventoryGrid"),
+    ("example4_shared_complex", "shared_complex.yaml", "InventoryGrid"),
+)
+
+
+def make_env(name: str) -> gym.Env[Any, Any]:
+    return InventoryGridEnv() if name == "InventoryGrid" else gym.make(name)
+
+
+def as_tensors(obs: Any, space: gym.Space[Any]) -> dict[str, torch.Tensor]:
+    items = obs.items() if isinstance(space, gym.spaces.Dict) else (("observation", obs),)
+    return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in items}
+
+
+def as_env_action(actions: dict[str, torch.Tensor], space: gym.Space[Any]) -> Any:
+    if isinstance(space, gym.spaces.Dict):
+        return {k: actions[k].numpy().astype(space[k].dtype) for k in space.spaces}
+    return actions["action"].numpy().astype(space.dtype)
+
+
+def rollout(env: gym.Env[Any, Any], models: ps.Models, steps: int, seed: int = 0) -> tuple[float, int, float]:
+    """Sample actions for up to `steps` steps (one episode at most); (return, steps, mean value estimate)."""
     obs, _ = env.reset(seed=seed)
-    total, steps, done = 0.0, 0, False
     torch.manual_seed(seed)
-    while not done:
+    total, values = 0.0, []
+    for step in range(1, steps + 1):
         with torch.no_grad():
-            logits = policy({"observation": torch.as_tensor(obs, dtype=torch.float32)})
-        action = ps.distributions.action_distribution(logits, env.action_space).sample()["action"]
-        obs, reward, terminated, truncated, _ = env.step(int(action))
-        total, steps, done = total + float(reward), steps + 1, terminated or truncated
-    return total, steps
+            out = models.actor_critic(as_tensors(obs, env.observation_space))
+        logits = {k: out[k] for k in models.action_logits_shapes[0]}
+        actions = ps.distributions.action_distribution(logits, env.action_space).sample()
+        values.append(float(out["value"].squeeze()))
+        obs, reward, terminated, truncated, _ = env.step(as_env_action(actions, env.action_space))
+        total += float(reward)
+        if terminated or truncated:
+            break
+    return total, step, sum(values) / len(values)
+
+
+def show(title: str, config: Path, env_name: str, out_dir: Path) -> ps.Models:
+    print(f"\n{'=' * 100}\n{title}: {config.name} on {env_name}\n{'=' * 100}")
+    env = make_env(env_name)
+    models = ps.compose(config, env.observation_space, env.action_space)
+    counts = {name: sum(p.numel() for p in module.parameters())
+              for name, module in (("policy", models.policy), ("critic", models.critic)) if module is not None}
+    for name, spec in models.specs.items():
+        counted = counts[name]
+        if spec is None:
+            print(f"{name}: a plain PyTorch module ({counted:,} parameters); no spec, so no shape fold or drawing")
+            continue
+        shapes = models.in_shapes[name]
+        print(f"-- {name}\n{ps.summary(spec, shapes)}")
+        assert ps.count_parameters(spec, shapes) == counted
+        print(f"count_parameters == materialized module's parameters == {counted:,}; "
+              f"drawing: {ps.render(spec, shapes, out_dir / f'{title}_{name}.svg')}")
+    total, steps, value = rollout(env, models, steps=500)
+    print(f"rollout: return {total:.2f} over {steps} steps, mean value estimate {value:+.4f}")
+    env.close()
+    return models
 
 
 def main() -> None:
-    torch.manual_seed(0)
-    env: gym.Env[object, object] = gym.make("CartPole-v1")
-    obs_shapes = ps.spaces.obs_shapes(env.observation_space)
-    logits_shapes = ps.spaces.action_logits_shapes(env.action_space)
-    print(f"CartPole-v1: obs_shapes={obs_shapes}, action_logits_shapes={logits_shapes}\n")
-
-    policy_spec = cartpole_policy(obs_shapes, logits_shapes)
-    critic_spec = cartpole_critic(obs_shapes)
-    for name, spec in (("policy", policy_spec), ("critic", critic_spec)):
-        print(f"== Example 1: {name} (perceptspec spec)")
-        print(ps.summary(spec, obs_shapes), "\n")
-
-    for name, spec in (("policy", policy_spec), ("critic", critic_spec)):
-        print(f"drawing of the {name}: {ps.render(spec, obs_shapes, f'out/cartpole_{name}.svg')}")
-    policy = ps.materialize(policy_spec, obs_shapes, seed=0)
-    critic = ps.materialize(critic_spec, obs_shapes, seed=0)
-    for name, spec, module in (("policy", policy_spec, policy), ("critic", critic_spec, critic)):
-        folded = ps.count_parameters(spec, obs_shapes)
-        counted = sum(p.numel() for p in module.parameters())
-        print(f"{name}: count_parameters={folded}, materialized module holds {counted}")
-        assert folded == counted
-    print(f"\ngenerated policy forward:\n{policy.code}")
-
-    total, steps = run_episode(env, policy, seed=0)
-    obs0 = torch.as_tensor(env.reset(seed=0)[0], dtype=torch.float32)
-    with torch.no_grad():
-        value = float(critic({"observation": obs0})["value"])
-    print(f"Example 1 (spec) policy: episode return {total:.0f} in {steps} steps; critic value of the start "
-          f"state {value:+.4f}")
-
-    plain_policy = PlainCartPolePolicy(obs_shapes, logits_shapes)
-    plain_critic = PlainCartPoleCritic(obs_shapes)
-    total, steps = run_episode(env, plain_policy, seed=0)
-    with torch.no_grad():
-        value = float(plain_critic({"observation": obs0})["value"])
-    print(f"Example 3 (plain PyTorch) policy: episode return {total:.0f} in {steps} steps; critic value "
-          f"{value:+.4f}; {sum(p.numel() for p in plain_policy.parameters())} policy parameters")
-    env.close()
+    out_dir = Path("out")
+    examples = resources.files("perceptspec.examples")
+    composed = []
+    for title, config, env_name in EXAMPLES:
+        with resources.as_file(examples / config) as path:
+            composed.append(show(title, path, env_name, out_dir))
+    print(f"\nThe generated forward of Example 1's actor-critic (policy and critic in one call):\n"
+          f"{getattr(composed[0].actor_critic, 'code')}")
 
 
 if __name__ == "__main__":
