@@ -12,6 +12,11 @@ __all__ = ["BernoulliBias", "Bias", "CategoricalBias", "ConstantBias", "Initiali
            "TorchDefault", "XavierUniform"]
 
 
+def _positive_finite(field: str, value: float) -> Iterator[str]:
+    if not (value > 0 and math.isfinite(value)):
+        yield f"field '{field}': expected a positive finite float, got {value!r}"
+
+
 @descriptor(kw_only=False)
 class Initializer(Descriptor):
     """How a block's weights (and biases, unless a head bias says otherwise) are initialised."""
@@ -31,8 +36,7 @@ class NormC(Initializer):
     std: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not (self.std > 0 and math.isfinite(self.std)):
-            yield f"field 'std': expected a positive finite float, got {self.std!r}"
+        return _positive_finite("std", self.std)
 
 
 @descriptor(kw_only=False)
@@ -42,8 +46,7 @@ class Orthogonal(Initializer):
     gain: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not (self.gain > 0 and math.isfinite(self.gain)):
-            yield f"field 'gain': expected a positive finite float, got {self.gain!r}"
+        return _positive_finite("gain", self.gain)
 
 
 @descriptor(kw_only=False)
@@ -53,8 +56,7 @@ class XavierUniform(Initializer):
     gain: float = 1.0
 
     def _value_problems(self) -> Iterator[str]:
-        if not (self.gain > 0 and math.isfinite(self.gain)):
-            yield f"field 'gain': expected a positive finite float, got {self.gain!r}"
+        return _positive_finite("gain", self.gain)
 
 
 @descriptor(kw_only=False)

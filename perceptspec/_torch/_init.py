@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from perceptspec._spec import (BernoulliBias, Bias, CategoricalBias, ConstantBias, Initializer, KaimingUniform,
                                NormC, Orthogonal, TorchDefault, XavierUniform)
-from perceptspec._torch._tables import bias_rules, init_rules
+from perceptspec._torch._tables import InitRule, bias_rules, init_rules
 
 
 def initialise(init: Initializer, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -39,39 +40,32 @@ def _torch_default_init_rule(init: TorchDefault, weight: torch.Tensor, bias: tor
         torch.nn.init.uniform_(bias, -bound, bound, generator=generator)
 
 
-@init_rules.register(NormC)
-def _normc_init_rule(init: NormC, weight: torch.Tensor, bias: torch.Tensor | None,
-                     generator: torch.Generator | None) -> None:
+def _zero_bias_after(fill: Callable[[Any, torch.Tensor, torch.Generator | None], object]) -> InitRule:
+    """The rule of an initialiser that fills weights its own way and sets biases to 0."""
+    def rule(init: Any, weight: torch.Tensor, bias: torch.Tensor | None, generator: torch.Generator | None) -> None:
+        fill(init, weight, generator)
+        if bias is not None:
+            bias.zero_()
+    return rule
+
+
+def _normc_weights(init: NormC, weight: torch.Tensor, generator: torch.Generator | None) -> None:
     torch.nn.init.normal_(weight, generator=generator)
     rows = weight.reshape(weight.shape[0], -1)
     rows.mul_(init.std / rows.norm(dim=1, keepdim=True))
-    if bias is not None:
-        bias.zero_()
 
 
-@init_rules.register(Orthogonal)
-def _orthogonal_init_rule(init: Orthogonal, weight: torch.Tensor, bias: torch.Tensor | None,
-                          generator: torch.Generator | None) -> None:
-    torch.nn.init.orthogonal_(weight, gain=init.gain, generator=generator)
-    if bias is not None:
-        bias.zero_()
-
-
-@init_rules.register(XavierUniform)
-def _xavier_uniform_init_rule(init: XavierUniform, weight: torch.Tensor, bias: torch.Tensor | None,
-                              generator: torch.Generator | None) -> None:
-    torch.nn.init.xavier_uniform_(weight, gain=init.gain, generator=generator)
-    if bias is not None:
-        bias.zero_()
-
-
-@init_rules.register(KaimingUniform)
-def _kaiming_uniform_init_rule(init: KaimingUniform, weight: torch.Tensor, bias: torch.Tensor | None,
-                               generator: torch.Generator | None) -> None:
+def _kaiming_uniform_weights(init: KaimingUniform, weight: torch.Tensor, generator: torch.Generator | None) -> None:
     non_lin: Any = init.non_lin  # torch annotates a Literal of names; the spec has checked this one
     torch.nn.init.kaiming_uniform_(weight, nonlinearity=non_lin, generator=generator)
-    if bias is not None:
-        bias.zero_()
+
+
+init_rules.register(NormC)(_zero_bias_after(_normc_weights))
+init_rules.register(Orthogonal)(_zero_bias_after(
+    lambda init, weight, generator: torch.nn.init.orthogonal_(weight, gain=init.gain, generator=generator)))
+init_rules.register(XavierUniform)(_zero_bias_after(
+    lambda init, weight, generator: torch.nn.init.xavier_uniform_(weight, gain=init.gain, generator=generator)))
+init_rules.register(KaimingUniform)(_zero_bias_after(_kaiming_uniform_weights))
 
 
 @bias_rules.register(ConstantBias)
