@@ -81,13 +81,16 @@ class Models:
 
 
 def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
+    if not modules:
+        raise SpecError("Models", [f"no {name}: a shared state critic spans all sub-steps; use models.policies[step] "
+                                   f"and models.critics['{SHARED_CRITIC}']"])
     if len(modules) != 1:
         raise SpecError("Models", [f"this env has sub-steps {list(modules)}: use models.{name}[step]"])
     return next(iter(modules.values()))
 
 
-def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[StepKey, Any],
-            action_space: gym.Space[Any] | Mapping[StepKey, Any]) -> Models:
+def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
+            action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
     """Build the policy (and critic) networks the config describes for the given spaces.
 
     For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
@@ -99,13 +102,13 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
     cfg = _load(config)
     obs_spaces = _steps(observation_space, gym.Space)
     act_spaces = _steps(action_space, gym.Space)
-    if list(obs_spaces) != list(act_spaces):
+    if set(obs_spaces) != set(act_spaces):
         raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
                                     f"{list(act_spaces)}"])
     overrides = cfg.get("distribution_overrides") or {}
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
-    logits = {s: spaces.action_logits_shapes(space, overrides) for s, space in act_spaces.items()}
-    distributions = {s: spaces.distribution_names(space, overrides) for s, space in act_spaces.items()}
+    logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides) for s in obs}
+    distributions = {s: spaces.distribution_names(act_spaces[s], overrides) for s in obs}
     seed = cfg.get("seed")
     policy_cfg = _section(cfg, "policy")
     critic_cfg = cfg.get("critic") or {"kind": "none"}
@@ -113,53 +116,67 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
     if kind not in CRITIC_KINDS:
         raise SpecError("critic.kind", [f"expected one of {list(CRITIC_KINDS)}, got {kind!r}"])
 
-    specs: dict[str, Block | None] = {}
-    in_shapes: dict[str, Shapes] = {}
-    policies: dict[StepKey, nn.Module] = {}
-    critic_obs: dict[StepKey, Shapes] = {}
-    policy_specs: dict[StepKey, Block | None] = {}
-    for i, step in enumerate(obs):
-        target, kwargs = _network(policy_cfg, i, len(obs), "policy")
-        built = _build(target, (obs[step], logits[step]), kwargs, f"policy network {target}")
-        if isinstance(built, Block):
-            built = _configure_policy(_as_graph(built), policy_cfg, logits[step], distributions[step])
-            _check_outputs(built, logits[step], f"policy network {target}")
-            shapes = infer_shapes(built, obs[step])
-            shared = {k: shapes[k] for k in built.out_keys if k not in logits[step]}
-            critic_obs[step] = {**obs[step], **shared}
-            policies[step] = _materialize(built, obs[step], seed, f"policy/{step}")
-        else:
-            critic_obs[step] = dict(obs[step])
-            policies[step] = built
-        policy_specs[step] = built if isinstance(built, Block) else None
-        specs[_name("policy", step, len(obs))] = policy_specs[step]
-        in_shapes[_name("policy", step, len(obs))] = _used(built, obs[step])
-
-    critics: dict[StepKey, nn.Module] = {}
-    critic_specs: dict[StepKey, Block | None] = {}
-    if kind != "none":
-        critic_steps = {SHARED_CRITIC: _union(critic_obs)} if kind == "shared_state" else critic_obs
-        for i, (step, shapes_in) in enumerate(critic_steps.items()):
-            target, kwargs = _network(critic_cfg, i, len(critic_steps), "critic")
-            built = _build(target, (shapes_in,), kwargs, f"critic network {target}")
-            if isinstance(built, Block):
-                built = _configure_critic(_as_graph(built), critic_cfg)
-                _check_outputs(built, {VALUE_KEY: (1,)}, f"critic network {target}")
-                critics[step] = _materialize(built, _used(built, shapes_in), seed, f"critic/{step}")
-            else:
-                critics[step] = built
-            critic_specs[step] = built if isinstance(built, Block) else None
-            specs[_name("critic", step, len(critic_steps))] = critic_specs[step]
-            in_shapes[_name("critic", step, len(critic_steps))] = _used(built, shapes_in)
+    policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], seed, step)
+                for i, step in enumerate(obs)}
+    critic_inputs = {step: {**obs[step], **policies[step].exports} for step in obs}
+    if kind == "shared_state":
+        critic_inputs = {SHARED_CRITIC: _union(critic_inputs)}
+    critics = {} if kind == "none" else {
+        step: _critic(critic_cfg, i, len(critic_inputs), shapes, seed, step)
+        for i, (step, shapes) in enumerate(critic_inputs.items())}
 
     actor_critics: dict[StepKey, nn.Module] = {}
     for step in obs:
+        critic = critics.get(SHARED_CRITIC if kind == "shared_state" and len(obs) == 1 else step)
         if kind == "none":
-            actor_critics[step] = policies[step]
-        elif kind == "state":
-            actor_critics[step] = _actor_critic(policies[step], critics[step], policy_specs[step],
-                                                critic_specs[step], obs[step])
-    return Models(policies, critics, actor_critics, specs, in_shapes, obs, logits, kind)
+            actor_critics[step] = policies[step].module
+        elif critic is not None:
+            actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
+    specs = {**{_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
+             **{_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
+    in_shapes = {**{_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
+                 **{_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
+    return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
+                  actor_critics, specs, in_shapes, obs, logits, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Network:
+    """One composed network: its module, its spec (None for a plain module), the shapes of what it reads, and
+    for a policy the extra keys it outputs for the critic (a shared embedding) with their folded shapes."""
+
+    module: nn.Module
+    spec: Block | None
+    in_shapes: Shapes
+    exports: Shapes
+
+
+def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, logits: Shapes,
+            distributions: Mapping[str, str], seed: int | None, step: StepKey) -> _Network:
+    target, kwargs = _network(section, index, steps, "policy")
+    where = f"policy network {target}"
+    built = _build(target, (obs, logits), kwargs, where)
+    if not isinstance(built, Block):
+        return _Network(built, None, dict(obs), {})
+    spec = _configure_policy(_as_graph(built), section, logits, distributions)
+    in_shapes = _used(spec, obs, where)
+    shapes = infer_shapes(spec, in_shapes)
+    _check_outputs(spec, shapes, logits, where)
+    exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
+    return _Network(_materialize(spec, in_shapes, seed, f"policy/{step}"), spec, in_shapes, exports)
+
+
+def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, seed: int | None,
+            step: StepKey) -> _Network:
+    target, kwargs = _network(section, index, steps, "critic")
+    where = f"critic network {target}"
+    built = _build(target, (inputs,), kwargs, where)
+    if not isinstance(built, Block):
+        return _Network(built, None, dict(inputs), {})
+    spec = _configure_critic(_as_graph(built), section)
+    in_shapes = _used(spec, inputs, where)
+    _check_outputs(spec, infer_shapes(spec, in_shapes), {VALUE_KEY: (1,)}, where)
+    return _Network(_materialize(spec, in_shapes, seed, f"critic/{step}"), spec, in_shapes, {})
 
 
 def _load(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
@@ -234,10 +251,14 @@ def _as_graph(spec: Block) -> Graph:
     return spec if isinstance(spec, Graph) else Graph([spec], spec.out_keys)
 
 
-def _check_outputs(spec: Block, expected: Mapping[str, tuple[int, ...]], where: str) -> None:
+def _check_outputs(spec: Block, shapes: Mapping[str, tuple[int, ...]], expected: Shapes, where: str) -> None:
+    """The spec outputs every expected key with the expected shape (action logits, value)."""
     missing = [k for k in expected if k not in spec.out_keys]
     if missing:
         raise SpecError(where, [f"the spec's out_keys {list(spec.out_keys)} lack {missing}"])
+    wrong = [f"out key '{k}' has shape {shapes[k]}, expected {s}" for k, s in expected.items() if shapes[k] != s]
+    if wrong:
+        raise SpecError(where, wrong)
 
 
 def _initializer(value: Any, where: str) -> Initializer:
@@ -300,15 +321,12 @@ def _union(shapes: Mapping[StepKey, Shapes]) -> Shapes:
     return out
 
 
-def _used(network: Any, shapes: Shapes) -> Shapes:
-    """The shapes of the inputs a spec reads (a critic may leave some observations unused); all for a module."""
-    if not isinstance(network, Block):
-        return dict(shapes)
-    spec = network
+def _used(spec: Block, shapes: Shapes, where: str) -> Shapes:
+    """The shapes of the inputs `spec` reads (a network may leave some observations unused)."""
     missing = [k for k in spec.in_keys if k not in shapes]
     if missing:
-        raise SpecError("critic", [f"reads {missing}, which are neither observations nor keys the policy "
-                                   f"outputs ({list(shapes)})"])
+        raise SpecError(where, [f"reads {missing}, which are neither observations nor keys the policy outputs "
+                                f"({list(shapes)})"])
     return {k: shapes[k] for k in spec.in_keys}
 
 
@@ -319,7 +337,7 @@ def _name(role: str, step: StepKey, steps: int) -> str:
 def _materialize(spec: Block, shapes: Shapes, seed: int | None, scope: str) -> nn.Module:
     from perceptspec._torch import materialize
 
-    return materialize(spec, {k: shapes[k] for k in spec.in_keys}, seed=_scoped_seed(seed, scope))
+    return materialize(spec, shapes, seed=_scoped_seed(seed, scope), allow_extra_keys=True)
 
 
 def _scoped_seed(seed: int | None, scope: str) -> int | None:
@@ -331,20 +349,19 @@ def _scoped_seed(seed: int | None, scope: str) -> int | None:
     return int.from_bytes(hashlib.sha256(f"{seed}/{scope}".encode()).digest()[:8], "little")
 
 
-def _actor_critic(policy: nn.Module, critic: nn.Module, policy_spec: Block | None, critic_spec: Block | None,
-                  obs: Shapes) -> nn.Module:
+def _actor_critic(policy: _Network, critic: _Network, obs: Shapes) -> nn.Module:
     """One module for both: with specs, one generated forward over the policy's and the critic's own block
     modules (weights shared, not copied); otherwise a wrapper calling the two modules."""
     from torch import nn
 
     from perceptspec._fold._shapes import trace
     from perceptspec._torch._module import SpecModule, assemble
-
-    if isinstance(policy, SpecModule) and isinstance(critic, SpecModule) and policy_spec and critic_spec:
-        out_keys = [*policy_spec.out_keys, *(k for k in critic_spec.out_keys if k not in policy_spec.out_keys)]
-        joint = Graph({"policy": policy_spec, "critic": critic_spec}, out_keys)
-        blocks = nn.ModuleDict({"policy": policy.blocks, "critic": critic.blocks})
-        return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.check)
     from perceptspec._torch._pair import PairModule
 
-    return PairModule(policy, critic)
+    if isinstance(policy.module, SpecModule) and isinstance(critic.module, SpecModule) and policy.spec and critic.spec:
+        out_keys = [*policy.spec.out_keys, *(k for k in critic.spec.out_keys if k not in policy.spec.out_keys)]
+        joint = Graph({"policy": policy.spec, "critic": critic.spec}, out_keys)
+        blocks = nn.ModuleDict({"policy": policy.module.blocks, "critic": critic.module.blocks})
+        return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.module.check,
+                        allow_extra_keys=True)
+    return PairModule(policy.module, critic.module)

@@ -204,3 +204,30 @@ class TestCheckModes:
         for out in outs[1:]:
             assert torch.equal(out["ha"], outs[0]["ha"])
             assert torch.equal(out["hb"], outs[0]["hb"])
+
+
+class TestAllowExtraKeys:
+    """materialize(..., allow_extra_keys=True): a full observation dict may carry keys the spec does not read."""
+
+    def _module(self, check: str) -> torch.nn.Module:
+        spec = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3])
+        return ps.materialize(spec, {"obs": (4,)}, seed=0, check=check, allow_extra_keys=True)
+
+    @pytest.mark.parametrize("check", ["always", "first", "off"])
+    def test_extra_keys_are_ignored(self, check: str) -> None:
+        module = self._module(check)
+        out = module({"obs": torch.randn(2, 4), "unused": torch.zeros(7)})
+        assert set(out) == {"h"} and out["h"].shape == (2, 3)
+
+    def test_the_keys_it_reads_are_still_checked(self) -> None:
+        module = self._module("always")
+        with pytest.raises(ps.SignatureError, match=r"input 'obs': expected shape \(\*batch, 4\), got shape \(2, 5\)"):
+            module({"obs": torch.randn(2, 5), "unused": torch.zeros(7)})
+        with pytest.raises(ps.SignatureError, match="input 'obs': expected this key"):
+            module({"unused": torch.zeros(7)})
+
+    def test_pickling_keeps_the_setting(self) -> None:
+        import pickle
+
+        clone = pickle.loads(pickle.dumps(self._module("always")))
+        assert clone({"obs": torch.randn(4), "unused": torch.zeros(1)})["h"].shape == (3,)

@@ -56,7 +56,10 @@ def descriptor_from_dict(data: object, expected: type[Descriptor], where: str) -
     """The descriptor of kind `data['type']`, which must be a subclass of `expected`; `where` prefixes errors."""
     if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
         raise SpecError(where, [f"expected a mapping with a 'type' naming a {expected.__name__}, got {data!r}"])
-    cls = descriptor_kind(data["type"])
+    try:
+        cls = descriptor_kind(data["type"])
+    except SpecError as e:
+        raise SpecError(f"{where}: {e.where}", e.problems) from None
     if not issubclass(cls, expected):
         raise SpecError(where, [f"expected a {expected.__name__}, got kind '{cls.__name__}'"])
     hints = field_hints(cls)

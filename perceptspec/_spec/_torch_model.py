@@ -1,3 +1,142 @@
-"""Placeholder: this block family is being written."""
+"""`TorchModel`: a user's own `nn.Module` embedded in a spec, named by import path so the spec stays a value."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar
+
+from pyrsistent import pmap
+
+from perceptspec._spec._block import Block
+from perceptspec._spec._descriptor import descriptor
+
+__all__ = ["TorchModel"]
+
+_NAME = r"[A-Za-z_]\w*"
+#: 'package.module:Factory' (attributes may nest: 'module:Class.create') or 'package.module.Factory'
+FACTORY_PATH = re.compile(rf"{_NAME}(?:\.{_NAME})*:{_NAME}(?:\.{_NAME})*|{_NAME}(?:\.{_NAME})+")
+#: the keyword argument the block itself passes to factories that take it
+IN_SHAPES_ARGUMENT = "in_shapes"
+
+
+def _freeze(value: object) -> object:
+    """Lists and tuples -> tuples, dicts -> pmaps, all the way down: a hashable value that still reads the same."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, Mapping):
+        return pmap({k: _freeze(v) for k, v in value.items()})
+    return value
+
+
+def _frozen_kwargs(value: object) -> object:
+    return _freeze(value) if isinstance(value, Mapping) else value
+
+
+def _one_shape(value: object) -> object:
+    """A flat shape such as (4,) is the one shape of a one-output block: ((4,),)."""
+    if isinstance(value, tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return (value,)
+    return value
+
+
+def _int_to_ints(value: object) -> object:
+    """Maze's `Union[int, List[int]]`: one int is the rank of the one key."""
+    return (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def as_dims(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    """A num_dims field as it is after construction: a tuple (or None), typed for mypy."""
+    return (value,) if isinstance(value, int) else None if value is None else tuple(value)
+
+
+def _plain_problem(value: object, where: str) -> str | None:
+    """Why `value` is not a plain (YAML-ready, hashable) value, or None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, tuple):
+        return next((p for i, v in enumerate(value) if (p := _plain_problem(v, f"{where}[{i}]"))), None)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{where} has a non-string key {k!r}"
+            if problem := _plain_problem(v, f"{where}[{k!r}]"):
+                return problem
+        return None
+    return f"{where} is a {type(value).__qualname__}"
+
+
+@descriptor
+class TorchModel(Block):
+    """A user `nn.Module` as a block, like Maze's TorchModelBlock, but named by `module_factory` instead of holding
+    the module, so the spec stays hashable, comparable and serializable (and torch-free until materialized).
+
+    module_factory: an import path, 'package.module:Factory' or 'package.module.Factory', of a class or function
+        returning the module; resolved only when materialized (or to infer shapes when `out_shapes` is omitted).
+        It is called as `factory(in_shapes={in_key: shape, ...}, **kwargs)` if it has an `in_shapes` parameter,
+        else as `factory(**kwargs)`; the shapes are what the module sees per sample (see `in_num_dims`).
+    kwargs: the factory's keyword arguments: plain values (numbers, strings, None, lists and dicts of them), kept
+        as tuples and pmaps; the factory receives tuples and dicts.
+    out_shapes: one shape per out key, as the module returns it per sample. Declared, the shape fold is pure;
+        omitted, it is inferred once by running the module on the meta device (no real compute; needs torch).
+    dict_inputs: False calls `forward(*tensors)` in `in_keys` order; True calls `forward({in_key: tensor})`, the
+        convention of Maze's TorchModelBlock. `forward` may return a tensor, a tuple (in `out_keys` order) or a
+        dict holding every out key.
+    in_num_dims / out_num_dims: Maze's required rank of each input / output (an int for one key), batch dim
+        included. The module then
+        sees each input's last `in_num_dims - 1` dims; the leading feature dims before them (equal over inputs)
+        are folded into the batch and put back in front of every output. None: the module sees whole shapes.
+
+    The module keeps its own initialisation unless this block's own `init` is set (a Graph's `init` does not reach
+    inside); `init` then re-initialises every Linear and Conv layer in it. Counting parameters needs torch.
+    """
+
+    n_inputs = None
+    n_outputs = None
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"kwargs": _frozen_kwargs, "out_shapes": _one_shape,
+                                                                 "in_num_dims": _int_to_ints,
+                                                                 "out_num_dims": _int_to_ints}
+
+    module_factory: str
+    kwargs: Mapping[str, object] = pmap()
+    out_shapes: Sequence[Sequence[int]] | None = None
+    dict_inputs: bool = False
+    in_num_dims: int | Sequence[int] | None = None
+    out_num_dims: int | Sequence[int] | None = None
+
+    def _value_problems(self) -> Iterator[str]:
+        yield from super()._value_problems()
+        in_num_dims, out_num_dims = as_dims(self.in_num_dims), as_dims(self.out_num_dims)
+        if not FACTORY_PATH.fullmatch(self.module_factory):
+            yield (f"field 'module_factory': expected an import path 'package.module:Factory' or "
+                   f"'package.module.Factory', got {self.module_factory!r}")
+        if IN_SHAPES_ARGUMENT in self.kwargs:
+            yield (f"field 'kwargs': '{IN_SHAPES_ARGUMENT}' is passed by the block (the shapes come from the fold); "
+                   f"remove it from kwargs")
+        for name, value in self.kwargs.items():
+            if problem := _plain_problem(value, f"kwargs[{name!r}]"):
+                yield (f"field 'kwargs': expected plain values (None, bool, int, float, str, lists and dicts of "
+                       f"them) so the spec stays hashable and serializable; {problem}")
+        yield from self._count_problems("out_shapes", self.out_shapes, self.out_keys)
+        yield from self._count_problems("in_num_dims", in_num_dims, self.in_keys)
+        yield from self._count_problems("out_num_dims", out_num_dims, self.out_keys)
+        if self.out_shapes is not None and any(d <= 0 for s in self.out_shapes for d in s):
+            yield f"field 'out_shapes': expected shapes of positive ints, got {_listed(self.out_shapes)}"
+        for field, dims in (("in_num_dims", in_num_dims), ("out_num_dims", out_num_dims)):
+            if dims is not None and any(d < 1 for d in dims):
+                yield f"field '{field}': expected ranks of at least 1 (the batch dim counts), got {list(dims)}"
+        if self.out_shapes is not None and out_num_dims is not None \
+                and len(self.out_shapes) == len(out_num_dims) == len(self.out_keys):
+            for key, shape, rank in zip(self.out_keys, self.out_shapes, out_num_dims):
+                if len(shape) != rank - 1:
+                    yield (f"field 'out_shapes': out key '{key}' has out_num_dims {rank} (batch included), so its "
+                           f"shape needs {rank - 1} dim(s), got {shape}")
+
+    @staticmethod
+    def _count_problems(field: str, values: Sequence[Any] | None, keys: Sequence[str]) -> Iterator[str]:
+        if values is not None and len(values) != len(keys):
+            yield f"field '{field}': expected one entry per key of {list(keys)}, got {_listed(values)}"
+
+
+def _listed(values: Sequence[Any]) -> list[Any]:
+    return [list(v) if isinstance(v, tuple) else v for v in values]

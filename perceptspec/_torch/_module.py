@@ -33,12 +33,13 @@ class SpecModule(nn.Module):
 
     code: str
 
-    def __init__(self, spec: Block, t: Trace, blocks: nn.ModuleDict, check: str) -> None:
+    def __init__(self, spec: Block, t: Trace, blocks: nn.ModuleDict, check: str, allow_extra_keys: bool) -> None:
         super().__init__()
         self.spec = spec
         self.in_shapes: dict[str, Shape] = t.in_shapes
         self.out_shapes: dict[str, Shape] = {k: t.shapes[k] for k in t.program.outputs}
         self.check = check
+        self.allow_extra_keys = allow_extra_keys
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
@@ -62,7 +63,8 @@ class SpecModule(nn.Module):
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
         grads = {name: p.requires_grad for name, p in self.named_parameters()}
-        return _unpickle, (self.spec, self.in_shapes, self.check, self.state_dict(), self.training, grads)
+        return _unpickle, (self.spec, self.in_shapes, self.check, self.allow_extra_keys, self.state_dict(),
+                           self.training, grads)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
         # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
@@ -77,19 +79,20 @@ class SpecModule(nn.Module):
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first") -> SpecModule:
+                check: str = "first", allow_extra_keys: bool = False) -> SpecModule:
     """Build the torch module of `spec` for inputs of `in_shapes` (without batch dims).
 
     seed: None draws from torch's global RNG; an int gives bit-identical weights for the same spec in any process
     (each block draws from its own generator, seeded from `seed` and the block's path).
     check: 'always' checks every call's inputs, 'first' only the first call's, 'off' none.
+    allow_extra_keys: accept (and ignore) input keys the spec does not read, e.g. a full observation dict.
     """
     if check not in CHECK_MODES:
         raise SpecError("materialize", [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
     t = trace(spec, in_shapes)
-    return assemble(t, build_blocks(t, seed), check)
+    return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys)
 
 
 def build_blocks(t: Trace, seed: int | None) -> nn.ModuleDict:
@@ -108,7 +111,7 @@ def build_blocks(t: Trace, seed: int | None) -> nn.ModuleDict:
     return blocks
 
 
-def assemble(t: Trace, blocks: nn.ModuleDict, check: str) -> SpecModule:
+def assemble(t: Trace, blocks: nn.ModuleDict, check: str, *, allow_extra_keys: bool = False) -> SpecModule:
     """The module running program `t` over existing block modules (shared, not copied: the composer's
     actor-critic reuses the policy's and the critic's)."""
     source = forward_source(t, check)
@@ -116,14 +119,14 @@ def assemble(t: Trace, blocks: nn.ModuleDict, check: str) -> SpecModule:
     spec = t.program.spec
     cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {"forward": forward, "code": source,
                                                                    "__module__": __name__})
-    module = cls(spec, t, blocks, check)
+    module = cls(spec, t, blocks, check, allow_extra_keys)
     assert isinstance(module, SpecModule)
     return module
 
 
-def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, state: dict[str, torch.Tensor],
-              training: bool, grads: Mapping[str, bool]) -> SpecModule:
-    module = materialize(spec, in_shapes, check=check)
+def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
+              state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool]) -> SpecModule:
+    module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys)
     module.load_state_dict(state)
     module.train(training)
     for name, p in module.named_parameters():

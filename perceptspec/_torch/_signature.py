@@ -27,7 +27,8 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
     signature = module.signature
     probe = module.probe_parameter()
     dtype, device = (None, None) if probe is None else (probe.dtype, probe.device)
-    if isinstance(inputs, dict) and len(inputs) == len(signature):
+    extra_ok = module.allow_extra_keys
+    if isinstance(inputs, dict) and (len(inputs) == len(signature) or (extra_ok and len(inputs) > len(signature))):
         batch = None
         for key, shape, role in signature:
             x = inputs.get(key)
@@ -46,12 +47,12 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
         else:
             module._check_pending = False
             return
-    diagnose(signature, dtype, device, inputs)
+    diagnose(signature, dtype, device, inputs, extra_ok)
     module._check_pending = False  # nothing was wrong after all (e.g. a dict subclass)
 
 
 def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype | None, device: torch.device | None,
-             inputs: object) -> None:
+             inputs: object, allow_extra_keys: bool = False) -> None:
     """Raise the `SignatureError` that says what is wrong with `inputs`."""
     expected_keys = [k for k, _, _ in signature]
     if not isinstance(inputs, Mapping):
@@ -69,7 +70,7 @@ def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype |
     for key in expected_keys:
         if key not in inputs:
             raise SignatureError(key, f"this key (inputs needed: {expected_keys})", f"keys {list(inputs)}")
-    for key in inputs:
+    for key in () if allow_extra_keys else inputs:
         if key not in expected_keys:
             raise SignatureError(key, f"only the keys {expected_keys}", "this key as well")
     first: tuple[str, torch.Size] | None = None

@@ -1,0 +1,111 @@
+"""Build rule of `TorchModel`: the user's module, built reproducibly, behind a wrapper that fixes the batch dims
+and checks what the module returns against the shapes the fold promised."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from perceptspec._errors import ShapeError
+from perceptspec._fold._rules import Shape
+from perceptspec._fold.rules._torch_model import (ModuleView, OutputMismatch, _torch_model_shape_rule, call_factory,
+                                                  module_view)
+from perceptspec._spec import Initializer, TorchModel
+from perceptspec._torch._init import initialise
+from perceptspec._torch._tables import torch_builders
+
+#: the layers a TorchModel's explicit `init` re-initialises
+INITIALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                      nn.ConvTranspose3d)
+
+
+def meta_module(block: TorchModel, view: ModuleView) -> nn.Module:
+    """The module built on the meta device (for the folds); the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return call_factory(block, view)
+
+
+def seeded_module(block: TorchModel, view: ModuleView, generator: torch.Generator | None) -> nn.Module:
+    """The module built for real. With a generator, under a forked CPU RNG seeded from it: the module's own
+    initialisation is then reproducible, and the caller's global RNG is left as it was."""
+    if generator is None:
+        return call_factory(block, view)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(generator.initial_seed())
+        return call_factory(block, view)
+
+
+def output_tensors(out_keys: Sequence[str], result: object) -> tuple[torch.Tensor, ...]:
+    """The module's result as one tensor per out key: from a tensor, a tuple/list, or a dict holding the keys."""
+    keys = list(out_keys)
+    if isinstance(result, Mapping):
+        missing = [k for k in keys if k not in result]
+        if missing:
+            raise OutputMismatch(missing[0], f"a dict holding the out keys {keys}", f"keys {list(result)}")
+        outs = tuple(result[k] for k in keys)
+    elif isinstance(result, (tuple, list)):
+        if len(result) != len(keys):
+            raise OutputMismatch(None, f"{len(keys)} tensor(s), one per out key {keys}",
+                                 f"a {type(result).__name__} of {len(result)}")
+        outs = tuple(result)
+    elif len(keys) != 1:
+        raise OutputMismatch(None, f"{len(keys)} tensors, one per out key {keys} (a tuple or a dict)",
+                             f"one {type(result).__qualname__}")
+    else:
+        outs = (result,)
+    for key, out in zip(keys, outs):
+        if not isinstance(out, torch.Tensor):
+            raise OutputMismatch(key, f"a tensor for out key '{key}'", f"a {type(out).__qualname__}")
+    return outs
+
+
+class TorchModelModule(nn.Module):
+    """Calls `net` on inputs with their leading dims flattened into one batch dim, checks that it returns one
+    tensor of shape (batch, *out_shape) per out key, and restores the leading dims."""
+
+    def __init__(self, block: TorchModel, net: nn.Module, view: ModuleView, out_shapes: tuple[Shape, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.in_keys = tuple(block.in_keys)
+        self.out_keys = tuple(block.out_keys)
+        self.in_shapes = view.shapes
+        self.out_shapes = out_shapes
+        self.dict_inputs = block.dict_inputs
+        self.where = f"{block._where()}: module {block.module_factory!r}"
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        first = inputs[0]
+        lead = first.shape[:first.dim() - len(self.in_shapes[0])]
+        flat = [x.reshape(-1, *shape) for x, shape in zip(inputs, self.in_shapes)]
+        result = self.net(dict(zip(self.in_keys, flat))) if self.dict_inputs else self.net(*flat)
+        try:
+            outs = output_tensors(self.out_keys, result)
+        except OutputMismatch as e:
+            raise ShapeError(f"{self.where} returned {e.got}, expected {e.expected}", key=e.key) from None
+        n = flat[0].shape[0]
+        restored = []
+        for key, out, shape in zip(self.out_keys, outs, self.out_shapes):
+            if out.shape != (n, *shape):
+                raise ShapeError(f"{self.where} returned shape {tuple(out.shape)}, expected {(n, *shape)} (the "
+                                 f"flattened batch of {n}, then the out shape {shape})", key=key)
+            restored.append(out.reshape(*lead, *shape))
+        return restored[0] if len(restored) == 1 else tuple(restored)
+
+    def extra_repr(self) -> str:
+        return self.where
+
+
+@torch_builders.register(TorchModel)
+def _torch_model_build_rule(block: TorchModel, ins: tuple[Shape, ...], init: Initializer,
+                            generator: torch.Generator | None) -> nn.Module:
+    # `init` is the effective initialiser (a Graph's included); only the block's own replaces the module's
+    view = module_view(block, ins)
+    net = seeded_module(block, view, generator)
+    if block.init is not None:
+        for layer in net.modules():
+            if isinstance(layer, INITIALISED_LAYERS):
+                initialise(block.init, layer.weight, layer.bias, generator)
+    out_shapes = tuple(shape[len(view.lead):] for shape in _torch_model_shape_rule(block, ins))
+    return TorchModelModule(block, net, view, out_shapes)
