@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test typecheck pytest bench clean
+.PHONY: setup demo test typecheck pytest bench train clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ test: typecheck pytest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward
+
+# PPO (Stable-Baselines3) on CartPole-v1 with perceptspec networks until a mean return of 475 (docs/training.md)
+train: $(STAMP)
+	$(PY) -c "import stable_baselines3" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
+	$(PY) -m perceptspec.examples.train_cartpole
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

@@ -1,0 +1,111 @@
+"""`make train`: PPO (Stable-Baselines3) on CartPole-v1 with the seed's Example 1 networks, until solved.
+
+The policy is `SpecActorCriticPolicy` built from `cartpole.yaml` (Dense [16, 32] ReLU body, NormC init, seed 0):
+SB3 runs the algorithm, perceptspec the networks. Every `--eval-every` steps the deterministic policy plays
+`--eval-episodes` episodes on a separate, seeded env; once their mean return reaches `--target` (475), 100 more
+episodes confirm it (CartPole-v1's 'solved': a mean of at least 475 over 100 episodes). Exits 1 if `--max-steps`
+pass first.
+
+    python -m perceptspec.examples.train_cartpole [--seed 0] [--max-steps 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+
+import perceptspec as ps
+from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+
+CONFIG = resources.files("perceptspec.examples") / "cartpole.yaml"
+#: PPO settings for CartPole-v1 from rl-baselines3-zoo (8 envs, short rollouts, many epochs, linear decay)
+PPO_KWARGS: dict[str, Any] = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+                                  ent_coef=0.0)
+LEARNING_RATE, CLIP_RANGE, N_ENVS = 1e-3, 0.2, 8
+CONFIRM_EPISODES = 100
+
+
+def linear(start: float) -> Callable[[float], float]:
+    """SB3 schedule: `start` at the beginning of training, 0 at its end (progress_remaining goes 1 -> 0)."""
+    return lambda progress_remaining: progress_remaining * start
+
+
+class Progress(BaseCallback):
+    """Prints progress and evaluates the deterministic policy every `eval_every` steps; stops once solved."""
+
+    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int) -> None:
+        super().__init__()
+        self.eval_env, self.eval_every, self.episodes, self.target = eval_env, eval_every, episodes, target
+        self.seed, self.next_eval, self.start = seed, eval_every, time.perf_counter()
+        self.solved: tuple[int, float, float] | None = None  # steps, seconds, mean return over 100 episodes
+
+    def _evaluate(self, episodes: int) -> float:
+        self.eval_env.reset(seed=self.seed)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True,
+                                     return_episode_rewards=True)
+        return float(np.mean(returns))
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps < self.next_eval:
+            return True
+        self.next_eval += self.eval_every
+        elapsed = time.perf_counter() - self.start
+        rollout = [info["r"] for info in self.model.ep_info_buffer or []]
+        mean = self._evaluate(self.episodes)
+        print(f"steps {self.num_timesteps:>7,}  wall {elapsed:6.1f} s  rollout return {np.mean(rollout):6.1f}  "
+              f"eval return ({self.episodes} episodes) {mean:6.1f}", flush=True)
+        if mean < self.target:
+            return True
+        confirmed = self._evaluate(CONFIRM_EPISODES)
+        print(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}", flush=True)
+        if confirmed < self.target:
+            return True
+        self.solved = (self.num_timesteps, time.perf_counter() - self.start, confirmed)
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=300_000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--target", type=float, default=475.0)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)  # a 700-parameter network: threads cost more than they give
+    env = make_vec_env("CartPole-v1", n_envs=N_ENVS, seed=args.seed)
+    model = PPO(SpecActorCriticPolicy, env, policy_kwargs={"config": str(CONFIG)}, seed=args.seed,
+                learning_rate=linear(LEARNING_RATE), clip_range=linear(CLIP_RANGE), **PPO_KWARGS)
+    print(f"PPO on CartPole-v1, {N_ENVS} envs, seed {args.seed}; networks from {CONFIG.name}:")
+    assert isinstance(model.policy, SpecActorCriticPolicy)
+    models = model.policy.models
+    for name, spec in models.specs.items():
+        if spec is not None:
+            print(f"-- {name}\n{ps.summary(spec, models.in_shapes[name])}")
+    progress = Progress(Monitor(gym.make("CartPole-v1")), args.eval_every, args.eval_episodes, args.target,
+                        args.seed)
+    model.learn(total_timesteps=args.max_steps, callback=progress)
+    if progress.solved is None:
+        print(f"not solved within {args.max_steps:,} steps ({time.perf_counter() - progress.start:.1f} s)")
+        return 1
+    steps, seconds, mean = progress.solved
+    print(f"solved: mean return {mean:.1f} over {CONFIRM_EPISODES} episodes after {steps:,} steps, {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

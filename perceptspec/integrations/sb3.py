@@ -1,0 +1,186 @@
+"""Stable-Baselines3 adapter: a perceptspec composer config as an SB3 actor-critic policy.
+
+    from stable_baselines3 import PPO
+    from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+
+    model = PPO(SpecActorCriticPolicy, "CartPole-v1", policy_kwargs={"config": "perceptspec/examples/cartpole.yaml"})
+    model.learn(100_000)
+
+`config` is anything `ps.compose` takes (a mapping or a YAML path, with a policy and a critic); `spec_config` in
+`perceptspec.integrations` makes one from spec values. The policy composes the networks for the env's spaces and
+uses the composer's `actor_critic` module: one forward gives the action logits and the value, a shared embedding
+computed once. The weights are the composer's own (its initialisers, head biases and seed): SB3's orthogonal
+re-initialisation is not applied, and SB3's MLP extractor, action net, log-std parameter and value net are not
+built.
+
+Observations are preprocessed by SB3 itself (`preprocess_obs`), as for its own policies, and the networks are
+composed for the shapes that come out of it: a Box stays a float tensor of its shape (uint8 images are divided by
+255 when `normalize_images`), a MultiBinary becomes a float tensor of its shape, a Discrete(n) becomes a one-hot
+vector (n,), and a MultiDiscrete(nvec) the concatenation of one one-hot vector per entry (sum(nvec),). A plain
+space is the input key 'observation', a Dict space gives one input key per entry.
+
+Actions: SB3's action spaces are single, so the policy has one head, 'action'. Its logits feed SB3's own
+distributions, so SB3's algorithms see exactly the log-probs, entropies, samples and modes they expect: Discrete ->
+CategoricalDistribution, MultiBinary -> BernoulliDistribution, MultiDiscrete -> MultiCategoricalDistribution,
+Box -> DiagGaussianDistribution with the head's state-dependent log standard deviations (the second half of the
+logits, as in `perceptspec.distributions`; the action is the flattened Box). These agree with
+`perceptspec.distributions.action_distribution` on the same logits. gSDE (`use_sde=True`) is not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+)
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+
+from perceptspec import spaces
+from perceptspec._composer import VALUE_KEY, Models, _load, compose
+from perceptspec._errors import SpecError
+
+__all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_observation_space"]
+
+ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
+OBSERVATION = "observation"  # the input key of a plain observation space
+
+#: the perceptspec distribution each SB3 distribution class matches (same logits layout and semantics)
+_SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
+    CategoricalDistribution: "categorical", BernoulliDistribution: "bernoulli",
+    DiagGaussianDistribution: "gaussian", MultiCategoricalDistribution: "multi_categorical",
+}
+
+
+def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
+    """The space of what SB3's `preprocess_obs` hands the networks: Discrete and MultiDiscrete become one-hot
+    Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries."""
+    if isinstance(space, gym.spaces.Dict):
+        return gym.spaces.Dict({k: network_observation_space(v) for k, v in space.spaces.items()})
+    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
+        return space
+    if isinstance(space, gym.spaces.Discrete):
+        return gym.spaces.Box(0.0, 1.0, (int(space.n),), np.float32)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return gym.spaces.Box(0.0, 1.0, (int(space.nvec.sum()),), np.float32)
+    raise SpecError("SpecActorCriticPolicy", [f"unsupported observation space {space!r}: SB3 policies take Box, "
+                                              f"Discrete, MultiDiscrete, MultiBinary or a Dict of these"])
+
+
+class SpecActorCriticPolicy(ActorCriticPolicy):
+    """An SB3 actor-critic policy (PPO, A2C) whose networks come from a perceptspec composer config.
+
+    config: what `ps.compose` takes: a mapping or a YAML path with a 'policy' section and a critic of kind
+        'state' or 'shared_state'. The policy's head must be 'action'. A path is read once, here: the loaded
+        mapping is what `model.save` stores.
+    normalize_images, optimizer_class, optimizer_kwargs: as for SB3's ActorCriticPolicy (the optimizer defaults to
+        Adam with eps=1e-5, as SB3's).
+
+    Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
+    module computing logits and value; it holds every parameter).
+    """
+
+    models: Models
+    actor_critic: torch.nn.Module
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], lr_schedule: Schedule,
+                 config: Mapping[str, Any] | str | Path, *, use_sde: bool = False, normalize_images: bool = True,
+                 optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+                 optimizer_kwargs: dict[str, Any] | None = None) -> None:
+        if use_sde:
+            raise SpecError("SpecActorCriticPolicy", ["use_sde=True (gSDE) is not supported: the spec's 'action' head "
+                                                      "gives the Gaussian's means and log standard deviations"])
+        self.config = dict(_load(config))
+        # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
+        # self._build, which composes the networks below instead of SB3's MLP extractor.
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
+                         use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
+                         optimizer_kwargs=optimizer_kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        models = compose(self.config, network_observation_space(self.observation_space), self.action_space)
+        if models.critic_kind == "none":
+            raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
+                                                      "(critic.kind 'state' or 'shared_state')"])
+        overrides = self.config.get("distribution_overrides") or {}
+        name = spaces.distribution_names(self.action_space, overrides).get(ACTION)
+        if name is None or _SB3_DISTRIBUTIONS.get(type(self.action_dist)) != name:
+            raise SpecError("SpecActorCriticPolicy", [
+                f"action distribution {name!r} has no SB3 counterpart for {self.action_space!r} (SB3 uses "
+                f"{type(self.action_dist).__name__})"])
+        self.models = models
+        self.actor_critic = models.actor_critic
+        critic_inputs = models.in_shapes.get("critic")
+        # a critic reading a key the policy outputs (a shared embedding) can only run inside the actor-critic
+        self._critic_alone = critic_inputs is not None and set(critic_inputs) <= set(models.obs_shapes[0])
+        # Optimizer's own __init__ takes no lr, its subclasses do; SB3's _build ignores the same error
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = BasePolicy._get_constructor_parameters(self)  # spaces and normalize_images; not SB3's MLP settings
+        data.update(lr_schedule=self._dummy_schedule, config=self.config, use_sde=False,
+                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs)
+        return data
+
+    def network_inputs(self, obs: PyTorchObs) -> dict[str, torch.Tensor]:
+        """SB3's preprocessing (one-hot, float, image scaling), keyed as the networks read it, one batch dim.
+
+        SB3's buffers keep a Discrete observation as shape (1,), which one-hot encodes to (batch, 1, n): each input
+        is reshaped to (batch, *shape the networks were composed for), as SB3's own extractors flatten it.
+        """
+        x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+        named = x if isinstance(x, dict) else {OBSERVATION: x}
+        shapes = self.models.obs_shapes[0]
+        return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
+
+    def distribution(self, logits: torch.Tensor) -> Distribution:
+        """SB3's distribution for the 'action' head's logits (batch, *logits shape)."""
+        batch = logits.shape[:1]
+        if isinstance(self.action_dist, DiagGaussianDistribution):
+            mean, log_std = logits.chunk(2, dim=-1)
+            return self.action_dist.proba_distribution(mean.reshape(*batch, -1), log_std.reshape(*batch, -1))
+        assert isinstance(self.action_dist, (CategoricalDistribution, BernoulliDistribution,
+                                             MultiCategoricalDistribution))  # checked in _build
+        return self.action_dist.proba_distribution(logits.reshape(*batch, -1))
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                torch.Tensor]:
+        """Actions, values and log-probs of the actions, from one actor-critic forward."""
+        out = self.actor_critic(self.network_inputs(obs))
+        distribution = self.distribution(out[ACTION])
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        # gymnasium types a space's shape as optional; every SB3 action space has one (SB3's forward ignores this too)
+        shape: tuple[int, ...] = self.action_space.shape  # type: ignore[assignment]
+        return actions.reshape((-1, *shape)), out[VALUE_KEY], log_prob
+
+    def evaluate_actions(self, obs: PyTorchObs, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor | None]:
+        """Values, log-probs of `actions` and entropies, from one actor-critic forward."""
+        out = self.actor_critic(self.network_inputs(obs))
+        distribution = self.distribution(out[ACTION])
+        return out[VALUE_KEY], distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: PyTorchObs) -> Distribution:
+        """The action distribution; runs the policy network only."""
+        return self.distribution(self.models.policy(self.network_inputs(obs))[ACTION])
+
+    def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
+        """The values; runs the critic alone unless it reads the policy's shared embedding."""
+        inputs = self.network_inputs(obs)
+        critic = self.models.critic
+        module = critic if self._critic_alone and critic is not None else self.actor_critic
+        value: torch.Tensor = module(inputs)[VALUE_KEY]
+        return value

@@ -1,0 +1,93 @@
+"""TensorDict / TorchRL adapter: a materialized module as a `tensordict.nn.TensorDictModule`.
+
+    from perceptspec.integrations.tensordict import as_tensordict_module
+
+    models = ps.compose("cartpole.yaml", env.observation_space, env.action_space)
+    policy = as_tensordict_module(models.policy, out_keys={"action": "logits"})
+    critic = as_tensordict_module(models.critic, out_keys={"value": "state_value"})
+    actor = ProbabilisticActor(policy, in_keys=["logits"], distribution_class=Categorical, return_log_prob=True)
+    loss = ClipPPOLoss(actor, critic)                 # TorchRL's actors, losses, collectors from here on
+
+The module reads the spec's input keys from a TensorDict and writes its output keys back; `in_keys` / `out_keys`
+rename keys (a spec key -> a TensorDict key, nested keys as tuples), keys not named keep their names. TorchRL's
+conventions: 'observation' in, 'logits' for a categorical actor, 'state_value' for a critic. A Gaussian head's logits
+are means then log standard deviations (as in `perceptspec.distributions`): follow it with
+`NormalParamExtractor(scale_mapping="exp")` to get TorchRL's 'loc' and 'scale'. The composer's `actor_critic` gives
+one module writing logits and value from one forward (a shared embedding computed once). Any batch shape works:
+the TensorDict's batch dims are the module's leading dims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictModule  # type: ignore[import-untyped]  # tensordict ships no type information
+from torch import nn
+
+from perceptspec._errors import SpecError
+from perceptspec._materialize import materialize
+from perceptspec._spec import Block
+from perceptspec._torch import SpecModule
+
+__all__ = ["KeyedCall", "NestedKey", "as_tensordict_module", "tensordict_module"]
+
+#: a TensorDict key: a name, or a path of names into nested TensorDicts
+NestedKey = str | tuple[str, ...]
+
+
+class KeyedCall(nn.Module):
+    """TensorDictModule's calling convention (positional tensors in `in_keys` order, a tuple out) around a module
+    that takes and returns a dict of tensors."""
+
+    def __init__(self, module: nn.Module, in_keys: Sequence[str], out_keys: Sequence[str]) -> None:
+        super().__init__()
+        self.module = module
+        self.in_keys, self.out_keys = tuple(in_keys), tuple(out_keys)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.module(dict(zip(self.in_keys, tensors)))
+        return tuple(out[k] for k in self.out_keys)
+
+    def extra_repr(self) -> str:
+        return f"in_keys={list(self.in_keys)}, out_keys={list(self.out_keys)}"
+
+
+def _keys(names: Sequence[str], renames: Mapping[str, NestedKey] | None, role: str) -> list[NestedKey]:
+    renames = dict(renames or {})
+    unknown = [k for k in renames if k not in names]
+    if unknown:
+        raise SpecError("as_tensordict_module", [f"{role}: {unknown} are not among the module's {role} {list(names)}"])
+    return [renames.get(k, k) for k in names]
+
+
+def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] | None = None,
+                         out_keys: Mapping[str, NestedKey] | None = None) -> Any:
+    """`module` as a `TensorDictModule` reading its inputs from, and writing its outputs to, a TensorDict.
+
+    module: a materialized spec (`ps.materialize`, or a composer module built from specs): its keys are the spec's
+        in keys and out keys. Any other module taking and returning a dict of tensors (the composer's modules over
+        plain torch networks) works too; then `in_keys` and `out_keys` must list all its keys.
+    in_keys, out_keys: spec key -> TensorDict key (a str, or a tuple for a nested key); keys not named keep their
+        names.
+    Returns a `tensordict.nn.TensorDictModule` (its `.module` is a `KeyedCall` around `module`).
+    """
+    if isinstance(module, SpecModule):
+        ins, outs = list(module.in_shapes), list(module.out_shapes)
+    elif in_keys is None or out_keys is None:
+        raise SpecError("as_tensordict_module", [f"a {type(module).__name__} has no spec to read its keys from: "
+                                                 f"pass in_keys and out_keys naming all of them"])
+    else:
+        ins, outs = list(in_keys), list(out_keys)
+    return TensorDictModule(KeyedCall(module, ins, outs), in_keys=_keys(ins, in_keys, "in_keys"),
+                            out_keys=_keys(outs, out_keys, "out_keys"))
+
+
+def tensordict_module(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
+                      check: str = "first", in_keys: Mapping[str, NestedKey] | None = None,
+                      out_keys: Mapping[str, NestedKey] | None = None) -> Any:
+    """`as_tensordict_module(ps.materialize(spec, in_shapes, seed=seed, check=check), ...)`: the same
+    (spec, shapes, seed) gives the same weights in every process."""
+    return as_tensordict_module(materialize(spec, in_shapes, seed=seed, check=check), in_keys=in_keys,
+                                out_keys=out_keys)

@@ -1,0 +1,145 @@
+"""The TensorDict / TorchRL adapter (issue #8): materialized modules as `TensorDictModule`s, in TorchRL's actors
+and losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("tensordict", reason="the TensorDict adapter needs tensordict: pip install -e '.[tensordict]'")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tensordict import TensorDict  # type: ignore[import-untyped]  # noqa: E402  # tensordict ships no type information
+from tensordict.nn import TensorDictModule, TensorDictSequential  # type: ignore[import-untyped]  # noqa: E402  # same
+
+import perceptspec as ps  # noqa: E402
+from perceptspec.integrations.tensordict import as_tensordict_module, tensordict_module  # noqa: E402
+
+CARTPOLE_YAML = Path(ps.__file__).parent / "examples" / "cartpole.yaml"
+SHAPES = {"observation": (4,)}
+
+
+def torchrl_or_skip() -> Any:
+    """TorchRL's `modules` and `objectives`, or skip the test."""
+    pytest.importorskip("torchrl", reason="the TorchRL part needs torchrl: pip install -e '.[torchrl]'")
+    import torchrl.modules  # type: ignore[import-untyped]  # torchrl ships no type information
+    import torchrl.objectives  # type: ignore[import-untyped]  # as above
+
+    return torchrl
+
+
+def two_headed() -> ps.Graph:
+    return ps.Graph({
+        "body": ps.Dense(in_keys="observation", out_keys="latent", hidden_units=[16], non_lin="tanh"),
+        "logits": ps.LinearOutput(in_keys="latent", out_keys="action", output_units=2),
+        "value": ps.LinearOutput(in_keys="latent", out_keys="value", output_units=1),
+    }, out_keys=["action", "value"])
+
+
+def cartpole_models() -> ps.Models:
+    env = gym.make("CartPole-v1")
+    return ps.compose(CARTPOLE_YAML, env.observation_space, env.action_space)
+
+
+def test_reads_and_writes_the_spec_keys_for_any_batch_shape() -> None:
+    module = ps.materialize(two_headed(), SHAPES, seed=0)
+    td_module = as_tensordict_module(module)
+    assert isinstance(td_module, TensorDictModule)
+    assert td_module.in_keys == ["observation"] and td_module.out_keys == ["action", "value"]
+    obs = torch.randn(4, 3, 4)
+    td = td_module(TensorDict({"observation": obs}, batch_size=[4, 3]))
+    expected = module({"observation": obs})
+    assert td["action"].shape == (4, 3, 2) and td["value"].shape == (4, 3, 1)
+    torch.testing.assert_close(td["action"], expected["action"])
+    torch.testing.assert_close(td["value"], expected["value"])
+    assert set(dict(td_module.named_parameters())) == {f"module.module.{k}" for k, _ in module.named_parameters()}
+
+
+def test_renames_keys_including_nested_ones() -> None:
+    td_module = tensordict_module(two_headed(), SHAPES, seed=0, in_keys={"observation": ("agent", "obs")},
+                                  out_keys={"action": "logits", "value": "state_value"})
+    td = TensorDict({"agent": TensorDict({"obs": torch.randn(5, 4)}, batch_size=[5])}, batch_size=[5])
+    td_module(td)
+    assert td["logits"].shape == (5, 2) and td["state_value"].shape == (5, 1)
+    same = ps.materialize(two_headed(), SHAPES, seed=0)({"observation": td["agent", "obs"]})
+    torch.testing.assert_close(td["logits"], same["action"])  # same (spec, shapes, seed): same weights
+
+
+def test_composed_actor_critic_writes_logits_and_value_in_one_call() -> None:
+    models = cartpole_models()
+    td_module = as_tensordict_module(models.actor_critic, out_keys={"action": "logits", "value": "state_value"})
+    td = td_module(TensorDict({"observation": torch.randn(6, 4)}, batch_size=[6]))
+    torch.testing.assert_close(td["logits"], models.policy({"observation": td["observation"]})["action"])
+    critic = models.critic
+    assert critic is not None
+    torch.testing.assert_close(td["state_value"], critic({"observation": td["observation"]})["value"])
+
+
+def test_plain_modules_need_their_keys() -> None:
+    class Plain(torch.nn.Module):
+        def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {"double": inputs["x"] * 2}
+
+    with pytest.raises(ps.SpecError, match="has no spec to read its keys from"):
+        as_tensordict_module(Plain())
+    td = as_tensordict_module(Plain(), in_keys={"x": "x"}, out_keys={"double": "y"})(
+        TensorDict({"x": torch.ones(2, 3)}, batch_size=[2]))
+    torch.testing.assert_close(td["y"], torch.full((2, 3), 2.0))
+    with pytest.raises(ps.SpecError, match=r"out_keys: \['logit'\] are not among"):
+        as_tensordict_module(ps.materialize(two_headed(), SHAPES), out_keys={"logit": "logits"})
+
+
+def test_torchrl_ppo_loss_trains_the_spec_networks() -> None:
+    trl = torchrl_or_skip()
+    ProbabilisticActor, ClipPPOLoss = trl.modules.ProbabilisticActor, trl.objectives.ClipPPOLoss
+
+    models = cartpole_models()
+    critic_module = models.critic
+    assert critic_module is not None
+    actor = ProbabilisticActor(as_tensordict_module(models.policy, out_keys={"action": "logits"}),
+                               in_keys=["logits"], distribution_class=torch.distributions.Categorical,
+                               return_log_prob=True)
+    critic = as_tensordict_module(critic_module, out_keys={"value": "state_value"})
+    loss = ClipPPOLoss(actor, critic)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        batch = actor(TensorDict({"observation": torch.randn(32, 4)}, batch_size=[32]))
+    assert batch["action"].shape == (32,)
+    ours = ps.distributions.action_distribution({"action": batch["logits"]}, gym.spaces.Discrete(2))
+    torch.testing.assert_close(batch[loss.tensor_keys.sample_log_prob], ours.log_prob({"action": batch["action"]}))
+    batch["advantage"] = torch.randn(32, 1)
+    batch["value_target"] = torch.randn(32, 1)
+    losses = loss(batch)
+    total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+    assert isinstance(total, torch.Tensor)
+    torch.autograd.backward(total)
+    for module in (models.policy, critic_module):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_gaussian_head_through_torchrl_normal_param_extractor() -> None:
+    modules = torchrl_or_skip().modules
+    IndependentNormal, NormalParamExtractor = modules.IndependentNormal, modules.NormalParamExtractor
+    ProbabilisticActor = modules.ProbabilisticActor
+
+    space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    spec = ps.Graph({
+        "body": ps.Dense(in_keys="observation", out_keys="latent", hidden_units=[8], non_lin="tanh"),
+        "action": ps.LinearOutput(in_keys="latent", out_keys="action", output_units=6, init=ps.NormC(std=1.0)),
+    }, out_keys="action")
+    params: Any = TensorDictModule(NormalParamExtractor(scale_mapping="exp"), in_keys=["logits"],
+                                   out_keys=["loc", "scale"])
+    module = TensorDictSequential(tensordict_module(spec, SHAPES, seed=0, out_keys={"action": "logits"}), params)
+    actor = ProbabilisticActor(module, in_keys=["loc", "scale"], distribution_class=IndependentNormal,
+                               return_log_prob=True)
+    with torch.no_grad():
+        td = actor(TensorDict({"observation": torch.randn(10, 4)}, batch_size=[10]))
+        ours = ps.distributions.action_distribution({"action": td["logits"]}, space)
+        log_prob = ours.log_prob({"action": td["action"]})
+    assert td["action"].shape == (10, 3)
+    (log_prob_key,) = [k for k in td.keys() if k.endswith("log_prob")]  # its name differs across TorchRL versions
+    torch.testing.assert_close(td[log_prob_key], log_prob)
