@@ -23,6 +23,7 @@ from perceptspec._fold import summary as summary
 from perceptspec._fold import to_dict as to_dict
 from perceptspec._fold import to_yaml as to_yaml
 from perceptspec._materialize import materialize as materialize
+from perceptspec._render_models import render_models as render_models
 from perceptspec._spec import *  # every block, combinator and initialiser
 
 if TYPE_CHECKING:

@@ -1,43 +1,106 @@
-"""The summary fold: a table of blocks with their keys, shapes and parameter counts."""
+"""The summary fold: a torchinfo-like table of blocks with their keys, shapes and parameter counts.
+
+One row per block (nested graphs get a row of their own, with the subtotal of their blocks in parentheses, and
+their blocks indented below it), then the totals and the memory the inputs, the block outputs and the parameters
+take per sample in float32. Everything comes from the shape fold: no tensor is created.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from perceptspec._fold._params import block_parameters
+from perceptspec._fold._program import Eqn, Program
 from perceptspec._fold._rules import Shape, label_rules
 from perceptspec._fold._shapes import trace
 from perceptspec._spec import Block
 
+HEADER = ("Block", "Layer", "Inputs", "Outputs", "Param #", "Share")
+RIGHT = {4, 5}  # right-aligned columns
+FLOAT32 = 4
+
 
 def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
-    """A table: one row per block (path, label, input keys and shapes, output keys and shapes, parameters)."""
+    """A table like torchinfo's, from the spec alone.
+
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without the batch dims.
+
+    Returns the table: one row per block (path, layer, input keys and shapes, output keys and shapes, parameters
+    and their share of the total), a row per nested graph with its subtotal in parentheses, then the totals.
+    """
     t = trace(spec, in_shapes)
+    program = t.program
     params = block_parameters(t)
     total = sum(params.values())
-    header = ("block", "layer", "inputs", "outputs", "params", "share")
-    rows = [header]
-    for eqn in t.program.eqns:
-        share = f"{100 * params[eqn.path] / total:.1f}%" if total else "-"
-        rows.append((eqn.path, label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)),
-                     _keys(eqn.ins, t.shapes), _keys(eqn.outs, t.shapes), f"{params[eqn.path]:,}", share))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {4, 5}
+    rows: list[tuple[str, ...]] = []
+    opened: set[str] = set()
+    for eqn in program.eqns:
+        parts = eqn.path.split(".")
+        for depth in range(1, len(parts)):
+            graph = ".".join(parts[:depth])
+            if graph not in opened:
+                opened.add(graph)
+                members = [e for e in program.eqns if e.path.startswith(graph + ".")]
+                ins, outs = _boundary(program, members)
+                sub = sum(params[e.path] for e in members)
+                rows.append(("  " * (depth - 1) + graph, f"Graph ({len(members)} blocks)", _keys(ins, t.shapes),
+                             _keys(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
+        label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
+        rows.append(("  " * (len(parts) - 1) + eqn.path, label, _keys(eqn.ins, t.shapes), _keys(eqn.outs, t.shapes),
+                     f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
+    widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        cells = (c.rjust(w) if i in RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(cells).rstrip()
 
-    rule = "-" * len(line(header))
-    body = [line(header), rule, *(line(r) for r in rows[1:]), rule]
-    body.append(f"inputs: {_keys(t.program.inputs, t.shapes)}")
-    body.append(f"outputs: {_keys(t.program.outputs, t.shapes)}")
-    body.append(f"parameters: {total:,}")
-    return "\n".join(body)
+    width = len(line(["x" * w for w in widths]))
+    inputs = sum(math.prod(t.shapes[k]) for k in program.inputs)
+    outputs = sum(math.prod(t.shapes[v]) for e in program.eqns for v in e.outs)
+    return "\n".join([
+        "=" * width, line(HEADER), "=" * width, *(line(r) for r in rows), "=" * width,
+        f"Total parameters: {total:,}",
+        f"Inputs: {_keys(program.inputs, t.shapes)}",
+        f"Outputs: {_keys(program.outputs, t.shapes)}",
+        "-" * width,
+        f"Input size (per sample, float32): {byte_text(FLOAT32 * inputs)}",
+        f"Block outputs size (per sample, float32): {byte_text(FLOAT32 * outputs)}",
+        f"Parameter memory (float32): {byte_text(FLOAT32 * total)}",
+        "=" * width,
+    ])
+
+
+def _boundary(program: Program, members: Sequence[Eqn]) -> tuple[list[str], list[str]]:
+    """The keys a nested graph reads from outside and the keys it gives back (read outside or returned)."""
+    inside = {e.path for e in members}
+    produced = [v for e in members for v in e.outs]
+    ins: list[str] = []
+    for eqn in members:
+        ins += [v for v in eqn.ins if v not in produced and v not in ins]
+    read_outside = {v for e in program.eqns if e.path not in inside for v in e.ins} | set(program.outputs)
+    return ins, [v for v in produced if v in read_outside]
 
 
 def _keys(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:
-    return ", ".join(f"{k} {_shape(shapes[k])}" for k in keys)
+    return ", ".join(f"{k} {shape_text(shapes[k])}" for k in keys)
 
 
-def _shape(shape: Shape) -> str:
+def shape_text(shape: Shape) -> str:
+    """A shape as Python prints the tuple: (4,), (3, 64, 64)."""
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def share_text(share: float) -> str:
+    """A share of the parameters in percent; '<0.1%' rather than a misleading '0.0%' for a few parameters."""
+    return "<0.1%" if 0 < share < 0.001 else f"{100 * share:.1f}%"
+
+
+def byte_text(n: int) -> str:
+    """A byte count in decimal units, as torchinfo prints them: 512 B, 2.8 kB, 1.05 MB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"

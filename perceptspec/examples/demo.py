@@ -1,9 +1,9 @@
 """`make demo`: the seed page's four examples, composed from their YAML configs on real gymnasium envs.
 
 For each: the summary table of every spec network, the fold checked against the materialized module (parameter
-counts), a drawing (out/<example>_<network>.svg), and a short rollout sampling actions from the policy through the
-actor-critic module (one forward for logits and value). Examples 1 and 3 run on CartPole-v1, Examples 2 and 4 on
-InventoryGridEnv (screen and inventory with a time axis; a categorical and a multi-binary action).
+counts), drawings (out/<example>/{policy,critic,actor_critic}.{svg,png}), and a short rollout sampling actions from
+the policy through the actor-critic module (one forward for logits and value). Examples 1 and 3 run on CartPole-v1,
+Examples 2 and 4 on InventoryGridEnv (screen and inventory with a time axis; a categorical and a multi-binary action).
 """
 
 from __future__ import annotations
@@ -69,21 +69,21 @@ def show(title: str, config: Path, env_name: str, out_dir: Path) -> ps.Models:
     for name, spec in models.specs.items():
         counted = counts[name]
         if spec is None:
-            print(f"{name}: a plain PyTorch module ({counted:,} parameters); no spec, so no shape fold or drawing")
+            print(f"{name}: a plain PyTorch module ({counted:,} parameters); no spec, so no shape fold (one box drawn)")
             continue
         shapes = models.in_shapes[name]
         print(f"-- {name}\n{ps.summary(spec, shapes)}")
         assert ps.count_parameters(spec, shapes) == counted
-        print(f"count_parameters == materialized module's parameters == {counted:,}; "
-              f"drawing: {ps.render(spec, shapes, out_dir / f'{title}_{name}.svg')}")
+        print(f"count_parameters == materialized module's parameters == {counted:,}")
+    drawings = ps.render_models(models, out_dir / title, format=("svg", "png"))
+    print(f"drawings: {', '.join(map(str, drawings))}")
     total, steps, value = rollout(env, models, steps=500)
     print(f"rollout: return {total:.2f} over {steps} steps, mean value estimate {value:+.4f}")
     env.close()
     return models
 
 
-def main() -> None:
-    out_dir = Path("out")
+def main(out_dir: Path = Path("out")) -> None:
     examples = resources.files("perceptspec.examples")
     composed = []
     for title, config, env_name in EXAMPLES:

@@ -1,0 +1,293 @@
+"""The `perceptspec` command line (also `python -m perceptspec`): look at the networks a composer config builds.
+
+    perceptspec summary CONFIG --env ENV          a table per network (blocks, shapes, parameters)
+    perceptspec render CONFIG --env ENV -o DIR    policy, critic and actor-critic drawings
+    perceptspec check CONFIG --env ENV            compose, then one forward on a sampled observation
+    perceptspec demo                              the seed examples (what `make demo` runs)
+
+A failure prints one line to stderr (`perceptspec <command>: error: ...`) and exits with 1 (2 for a bad command
+line); `--traceback` shows the whole traceback instead. Torch and gymnasium are imported only by the commands that
+compose models, never by `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import yaml
+
+from perceptspec._fold._summary import shape_text
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from perceptspec._composer import Models
+
+PROG = "perceptspec"
+FORMATS = ("svg", "png", "pdf", "dot")
+
+ENV_HELP = """\
+the environment whose spaces the networks are composed for: a gymnasium id (CartPole-v1, or gymnasium's
+'module:EnvId-v0' form), or 'module:Factory', an import path to an env class or a function returning an env, called
+with --env-kwargs (e.g. perceptspec.examples.inventory_env:InventoryGridEnv)"""
+
+EPILOG = """\
+examples (from a clone of the repository):
+  perceptspec summary perceptspec/examples/cartpole.yaml --env CartPole-v1
+  perceptspec render perceptspec/examples/shared_complex.yaml \\
+      --env perceptspec.examples.inventory_env:InventoryGridEnv -o out/example4 --format svg png
+  perceptspec check perceptspec/examples/complex.yaml --env perceptspec.examples.inventory_env:InventoryGridEnv
+  perceptspec demo -o out
+
+CONFIG is a YAML file in the composer's layout (policy.networks, critic.networks, _target_ import paths); see
+perceptspec/examples/*.yaml."""
+
+
+class CommandError(Exception):
+    """A failure the command line reports as it is (no exception type in front)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed
+        return e.code if isinstance(e.code, int) else 1
+    command: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.traceback:
+            raise
+        print(f"{PROG} {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one readable line: its type (unless it is a CommandError) and its message, with the lines
+    of a multi-problem message (a SpecError's '- ...' list) joined by '; '."""
+    lines = [line.strip().removeprefix("- ") for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(lines) > 1:
+        text = f"{text} {'; '.join(lines[1:])}"
+    if isinstance(error, CommandError):
+        return text
+    if isinstance(error, ModuleNotFoundError) and error.name in ("torch", "gymnasium"):
+        text += f" (composing models needs {error.name}: pip install 'perceptspec[{_extra(error.name)}]')"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _extra(module: str) -> str:
+    return "torch" if module == "torch" else "gym"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Look at the policy and critic networks a composer config builds for "
+                                            "an environment: tables, drawings, a check.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traceback", action="store_true", help="on an error, show the full traceback")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str,
+                composes: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, epilog=EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=run)
+        sub.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                         help="on an error, show the full traceback")
+        if composes:
+            sub.add_argument("config", metavar="CONFIG", type=Path, help="a composer config (YAML)")
+            sub.add_argument("--env", required=True, metavar="ENV", help=ENV_HELP)
+            sub.add_argument("--env-kwargs", metavar="YAML", type=_mapping, default={},
+                             help="keyword arguments for the env, as a YAML/JSON mapping (e.g. '{history: 2}')")
+        return sub
+
+    command("summary", _summary, "print a table per network: blocks, keys and shapes, parameters")
+    render = command("render", _render, "draw the policy, the critic and both together (graphviz)")
+    render.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                        help="directory for policy.<fmt>, critic.<fmt> and actor_critic.<fmt>")
+    render.add_argument("--format", nargs="+", choices=FORMATS, default=["svg"], metavar="FMT",
+                        help=f"one or more of {', '.join(FORMATS)} (default: svg)")
+    command("check", _check, "compose the networks (validating specs and shapes), then run one forward pass on an "
+                             "observation sampled from the env; exit 1 with the error if anything fails")
+    demo = command("demo", _demo, "run the seed examples: summaries, drawings and short rollouts", composes=False)
+    demo.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="DIR",
+                      help="directory for the drawings (default: out)")
+    return parser
+
+
+def _mapping(text: str) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{history: 2}}', got {text!r}")
+    return value
+
+
+# --- the commands -----------------------------------------------------------------------------------------------------
+
+def _summary(args: argparse.Namespace) -> int:
+    import perceptspec as ps
+
+    models, _ = _compose(args)
+    print(_heading(args, models))
+    for name, spec in models.specs.items():
+        print(f"\n{name}")
+        shared = _shared_keys(models, name)
+        if shared:
+            keys = ", ".join(f"{k} {shape_text(models.in_shapes[name][k])}" for k in shared)
+            print(f"(reads {keys} from the policy)")
+        if spec is None:
+            module = _module(models, name)
+            print(f"{type(module).__name__}: a plain torch module with {_numel(module):,} parameters (no spec, so no "
+                  f"table of blocks)")
+        else:
+            print(ps.summary(spec, models.in_shapes[name]))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    import perceptspec as ps
+
+    models, _ = _compose(args)
+    for path in ps.render_models(models, args.output, format=args.format):
+        print(path)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import perceptspec as ps
+
+    models, observation_space = _compose(args)
+    parts = []
+    for name, spec in models.specs.items():
+        counted = _numel(_module(models, name))
+        if spec is not None:
+            folded = ps.count_parameters(spec, models.in_shapes[name])
+            if folded != counted:
+                raise CommandError(f"{name}: the parameter fold counts {folded:,}, the module holds {counted:,}")
+        parts.append(f"{name} ({'spec' if spec is not None else 'plain module'}, {counted:,} parameters)")
+    outputs = _forward_on_sample(models, observation_space)
+    print(f"ok: {args.config} on {args.env}: {', '.join(parts)}; one actor-critic forward on a sampled observation "
+          f"gave {outputs}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from perceptspec.examples.demo import main as demo
+
+    demo(args.output)
+    return 0
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------------
+
+def _compose(args: argparse.Namespace) -> tuple[Models, gym.Space[Any]]:
+    """The models the config builds for the env's spaces, and the observation space."""
+    import perceptspec as ps
+
+    config: Path = args.config
+    if not config.is_file():
+        raise CommandError(f"config file '{config}' not found" if not config.exists()
+                           else f"config '{config}' is not a file")
+    env = make_env(args.env, args.env_kwargs)
+    try:
+        return ps.compose(config, env.observation_space, env.action_space), env.observation_space
+    finally:
+        env.close()
+
+
+def make_env(env: str, kwargs: Mapping[str, Any]) -> gym.Env[Any, Any]:
+    """The env `env` names: 'module:Factory' (a class or function, called with `kwargs`) if the module has that
+    attribute, else a gymnasium id (which may itself read 'module:EnvId-v0')."""
+    import gymnasium as gym
+
+    if ":" in env:
+        module_name, _, attr = env.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise CommandError(f"--env {env!r}: cannot import module '{module_name}': {e}") from None
+        factory = getattr(module, attr, None)
+        if factory is not None:
+            if not callable(factory):
+                raise CommandError(f"--env {env!r}: '{attr}' in '{module_name}' is not an env class or function")
+            made = factory(**kwargs)
+            if not (hasattr(made, "observation_space") and hasattr(made, "action_space")):
+                raise CommandError(f"--env {env!r}: {attr}(...) returned {type(made).__name__}, not an env with "
+                                   f"observation_space and action_space")
+            return cast("gym.Env[Any, Any]", made)  # any object with the two spaces will do
+    made_by_gym: gym.Env[Any, Any] = gym.make(env, **kwargs)
+    return made_by_gym
+
+
+def _heading(args: argparse.Namespace, models: Models) -> str:
+    shapes = ", ".join(f"{k} {shape_text(s)}" for step in models.obs_shapes.values() for k, s in step.items())
+    logits = ", ".join(f"{k} {shape_text(s)}" for step in models.action_logits_shapes.values() for k, s in step.items())
+    return (f"{args.config} on {args.env}\nobservations: {shapes}\naction logits: {logits}\n"
+            f"critic: {models.critic_kind}")
+
+
+def _shared_keys(models: Models, name: str) -> list[str]:
+    """The keys a critic reads that its policy computes (a shared embedding)."""
+    if not name.startswith("critic"):
+        return []
+    observations = {k for step in models.obs_shapes.values() for k in step}
+    return [k for k in models.in_shapes[name] if k not in observations]
+
+
+def _module(models: Models, name: str) -> Any:
+    """The module of network `name` ('policy', 'critic', 'policy[0]')."""
+    role, _, step = name.partition("[")
+    modules = models.policies if role == "policy" else models.critics
+    if not step:
+        return next(iter(modules.values()))
+    return next(m for s, m in modules.items() if str(s) == step.rstrip("]"))
+
+
+def _numel(module: Any) -> int:
+    return sum(int(p.numel()) for p in module.parameters())
+
+
+def _forward_on_sample(models: Models, observation_space: gym.Space[Any]) -> str:
+    """Run the actor-critic once on an observation sampled from the env's space (batch of 1); check its outputs."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    observation_space.seed(0)
+    sample = observation_space.sample()
+    items = sample.items() if isinstance(observation_space, gym.spaces.Dict) else (("observation", sample),)
+    inputs = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32).unsqueeze(0) for k, v in items}
+    with torch.no_grad():
+        outputs = models.actor_critic(inputs)
+    expected = dict(next(iter(models.action_logits_shapes.values())))
+    if models.critics:
+        expected["value"] = (1,)
+    if not isinstance(outputs, Mapping):
+        raise CommandError(f"the actor-critic returned {type(outputs).__name__}, not a dict of tensors")
+    for key, shape in expected.items():
+        if key not in outputs:
+            raise CommandError(f"the actor-critic's outputs {sorted(outputs)} lack {key!r}")
+        got = tuple(outputs[key].shape)
+        if got != (1, *shape):
+            raise CommandError(f"output {key!r}: expected shape {(1, *shape)} for a batch of 1, got {got}")
+    return ", ".join(f"{k} {tuple(outputs[k].shape)}" for k in expected)

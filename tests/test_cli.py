@@ -1,0 +1,213 @@
+"""The `perceptspec` command line (issue #5), run as a user runs it: in a subprocess, from the repository root.
+
+Each command's output is checked, and every failure must be one line on stderr, without a traceback, with a
+non-zero exit status (1 for a failing command, 2 for a bad command line).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from perceptspec.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "perceptspec" / "examples"
+INVENTORY = "perceptspec.examples.inventory_env:InventoryGridEnv"
+HAVE_DOT = shutil.which("dot") is not None
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-W", "error", "-m", "perceptspec", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def assert_fails(result: subprocess.CompletedProcess[str], status: int, *fragments: str) -> str:
+    """The command failed with `status` and one line on stderr containing every fragment; returns the line."""
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+class TestSummary:
+    def test_example1(self) -> None:
+        result = run("summary", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "observations: observation (4,)" in out and "action logits: action (2,)" in out
+        assert "Dense 4→16→32 relu" in out and "Total parameters: 690" in out and "Total parameters: 657" in out
+        assert result.stderr == ""
+
+    def test_example4_names_the_shared_key(self) -> None:
+        result = run("summary", EXAMPLES / "shared_complex.yaml", "--env", INVENTORY)
+        assert result.returncode == 0, result.stderr
+        assert "(reads latent_screen (4, 32) from the policy)" in result.stdout
+        assert "trunk              Graph (4 blocks)" in result.stdout
+
+    def test_example3_plain_modules(self) -> None:
+        result = run("summary", EXAMPLES / "plain_cartpole.yaml", "--env", "CartPole-v1")
+        assert result.returncode == 0, result.stderr
+        assert "PlainCartPolePolicy: a plain torch module with 690 parameters" in result.stdout
+
+    def test_env_kwargs(self) -> None:
+        result = run("summary", EXAMPLES / "complex.yaml", "--env", INVENTORY, "--env-kwargs", "{history: 2}")
+        assert result.returncode == 0, result.stderr
+        assert "observation_screen (2, 3, 64, 64)" in result.stdout
+
+
+class TestRender:
+    def test_writes_policy_critic_and_actor_critic(self, tmp_path: Path) -> None:
+        result = run("render", EXAMPLES / "shared_complex.yaml", "--env", INVENTORY, "-o", tmp_path / "drawings",
+                     "--format", "svg", "dot")
+        assert result.returncode == 0, result.stderr
+        suffix = ".svg" if HAVE_DOT else ".dot"
+        names = [Path(line).name for line in result.stdout.splitlines()]
+        assert names == ["policy" + suffix, "policy.dot", "critic" + suffix, "critic.dot", "actor_critic" + suffix,
+                         "actor_critic.dot"]
+        assert all((tmp_path / "drawings" / name).exists() for name in names)
+        assert "latent_screen" in (tmp_path / "drawings" / "actor_critic.dot").read_text()
+
+    @pytest.mark.skipif(not HAVE_DOT, reason="graphviz's 'dot' program is not installed (apt-get install graphviz)")
+    def test_png(self, tmp_path: Path) -> None:
+        result = run("render", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1", "-o", tmp_path, "--format", "png")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "actor_critic.png").read_bytes().startswith(b"\x89PNG")
+
+    def test_needs_an_output_directory(self) -> None:
+        assert_fails(run("render", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1"), 2,
+                     "perceptspec render: error:", "-o/--output", "--help")
+
+
+class TestCheck:
+    @pytest.mark.parametrize("config, env", [("plain_cartpole.yaml", "CartPole-v1"),
+                                             ("shared_complex.yaml", INVENTORY)])
+    def test_seed_examples_pass(self, config: str, env: str) -> None:
+        result = run("check", EXAMPLES / config, "--env", env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("ok: ") and "value (1, 1)" in result.stdout
+
+    def test_invalid_spec(self, tmp_path: Path) -> None:
+        config = write(tmp_path, "bad.yaml", """
+            policy:
+              networks:
+                - _target_: perceptspec.examples.cartpole.cartpole_policy
+                  hidden_units: [0, 16]
+        """)
+        assert_fails(run("check", config, "--env", "CartPole-v1"), 1, "perceptspec check: error: SpecError:",
+                     "hidden_units", "[0, 16]")
+
+    def test_several_problems_on_one_line(self, tmp_path: Path) -> None:
+        config = write(tmp_path, "bad.yaml", """
+            policy:
+              networks:
+                - _target_: perceptspec.examples.cartpole.cartpole_policy
+                  hidden_units: [16]
+                  non_lin: sparkle
+            critic: {kind: cubic}
+        """)
+        assert_fails(run("check", config, "--env", "CartPole-v1"), 1, "critic.kind", "cubic")
+
+    def test_shapes_that_do_not_fit_the_env(self) -> None:
+        assert_fails(run("check", EXAMPLES / "complex.yaml", "--env", "CartPole-v1"), 1, "observation_screen")
+
+    def test_unknown_target(self, tmp_path: Path) -> None:
+        config = write(tmp_path, "bad.yaml", """
+            policy:
+              networks:
+                - _target_: no_such_package.policy
+        """)
+        assert_fails(run("check", config, "--env", "CartPole-v1"), 1, "no_such_package")
+
+    def test_broken_yaml(self, tmp_path: Path) -> None:
+        config = write(tmp_path, "bad.yaml", "policy: [\n")
+        assert_fails(run("check", config, "--env", "CartPole-v1"), 1, "bad.yaml")
+
+    def test_missing_config(self, tmp_path: Path) -> None:
+        assert_fails(run("check", tmp_path / "nope.yaml", "--env", "CartPole-v1"), 1, "config file", "nope.yaml",
+                     "not found")
+
+    @pytest.mark.parametrize("env, fragment", [
+        ("NoSuchEnv-v0", "NoSuchEnv"),
+        ("no_such_module:Env", "cannot import module 'no_such_module'"),
+        ("perceptspec.examples.inventory_env:GRID", "is not an env class or function"),
+        ("json:JSONDecoder", "not an env"),
+    ])
+    def test_bad_env(self, env: str, fragment: str) -> None:
+        assert_fails(run("check", EXAMPLES / "cartpole.yaml", "--env", env), 1, fragment)
+
+    def test_bad_env_kwargs(self) -> None:
+        assert_fails(run("check", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1", "--env-kwargs", "[1]"), 2,
+                     "--env-kwargs", "expected a mapping")
+
+    def test_traceback_on_request(self, tmp_path: Path) -> None:
+        result = run("check", tmp_path / "nope.yaml", "--env", "CartPole-v1", "--traceback")
+        assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+class TestCommandLine:
+    def test_help_lists_the_commands_and_imports_no_torch(self) -> None:
+        source = """
+            import sys, json, contextlib, io
+            sys.modules["torch"] = None
+            sys.modules["gymnasium"] = None
+            from perceptspec.cli import main
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                status = main(["--help"])
+            sub = io.StringIO()
+            with contextlib.redirect_stdout(sub):
+                main(["render", "--help"])
+            print(json.dumps({"status": status, "help": out.getvalue(), "render": sub.getvalue()}))
+        """
+        result = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(source)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert report["status"] == 0
+        for command in ("summary", "render", "check", "demo"):
+            assert command in report["help"]
+        assert "module:Factory" in report["render"] and "InventoryGridEnv" in report["render"]
+
+    def test_unknown_command(self) -> None:
+        assert_fails(run("draw"), 2, "invalid choice: 'draw'")
+
+    def test_main_returns_the_status(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["check", str(tmp_path / "nope.yaml"), "--env", "CartPole-v1"]) == 1
+        assert capsys.readouterr().err.startswith("perceptspec check: error: config file")
+        assert main(["nonsense"]) == 2
+
+    def test_console_script(self, tmp_path: Path) -> None:
+        script = Path(sys.executable).parent / "perceptspec"
+        if not script.exists():
+            pytest.skip("the console script is not installed in this environment (pip install -e . creates it)")
+        result = subprocess.run([str(script), "check", str(EXAMPLES / "cartpole.yaml"), "--env", "CartPole-v1"],
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("ok: ")
+
+    @pytest.mark.slow  # `make demo` runs it too
+    def test_demo(self, tmp_path: Path) -> None:
+        result = run("demo", "-o", tmp_path / "out", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        suffixes = [".svg", ".png"] if HAVE_DOT else [".dot"]
+        for example in ("example1_cartpole", "example2_complex", "example3_plain_cartpole", "example4_shared_complex"):
+            for name in ("policy", "critic", "actor_critic"):
+                for suffix in suffixes:
+                    assert (tmp_path / "out" / example / f"{name}{suffix}").exists(), (example, name, suffix)
+        assert "rollout: return" in result.stdout
