@@ -384,3 +384,24 @@ class TestErrors:
     def test_spec_error_is_caught_by_the_base(self) -> None:
         with pytest.raises(ps.PerceptSpecError):
             dense(hidden_units=[])
+
+
+class TestReadableRepr:
+    """Issue 5: a spec prints as the code that builds it, one line when short, one argument per line when long."""
+
+    def test_long_graph_prints_one_block_per_line_in_evaluation_order(self) -> None:
+        from perceptspec.examples.complex import complex_policy
+
+        spec = complex_policy({"observation_screen": (4, 3, 64, 64), "observation_inventory": (4, 16)},
+                              {"action_move": (4,), "action_use": (16,)})
+        text = repr(spec)
+        assert eval(text, vars(ps)) == spec
+        assert max(len(line) for line in text.splitlines()) <= 100
+        lines = text.splitlines()
+        assert lines[0] == "Graph(" and lines[-1] == ")"
+        names = [line.strip().split(":")[0].strip("'") for line in lines if line.startswith(" " * 8 + "'")]
+        assert names == list(spec.topological_order)
+
+    def test_short_spec_stays_on_one_line(self) -> None:
+        assert repr(ps.Dense(in_keys="a", out_keys="b", hidden_units=[3])) == \
+            "Dense(in_keys='a', out_keys='b', hidden_units=[3])"

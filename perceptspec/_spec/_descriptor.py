@@ -101,26 +101,52 @@ class Descriptor:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        parts = []
+        return as_code(self)
+
+    def _repr_args(self) -> list[tuple[str, object]]:
+        """(keyword, value) pairs of the call that builds this value; fields left at their default are omitted."""
+        args = []
         # the inherited `init` reads best last: Dense(in_keys=..., out_keys=..., hidden_units=..., init=...)
         fields = sorted(dataclasses.fields(self), key=lambda f: f.name == "init")  # type: ignore[arg-type]
         for f in fields:
-            if not f.init:
-                continue
             value = getattr(self, f.name)
-            if f.default is not dataclasses.MISSING and value == f.default:
-                continue
-            parts.append(f"{f.name}={_repr_value(value)}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+            if f.init and (f.default is dataclasses.MISSING or value != f.default):
+                args.append((f.name, value))
+        return args
 
 
-def _repr_value(value: object) -> str:
+REPR_WIDTH = 100
+
+
+def as_code(value: object, indent: int = 0, column: int | None = None) -> str:
+    """The code that builds `value`: one line when it fits in REPR_WIDTH columns (starting at `column`), else one
+    argument per line, indented by four more than the line it starts on (`indent`)."""
+    flat = _flat_code(value)
+    if (indent if column is None else column) + len(flat) <= REPR_WIDTH:
+        return flat
+    inner = " " * (indent + 4)
+    if isinstance(value, Descriptor):
+        lines = []
+        for k, v in value._repr_args():
+            prefix = f"{inner}{k}=" if k else inner
+            lines.append(prefix + as_code(v, indent + 4, len(prefix)))
+        return f"{type(value).__name__}(\n" + ",\n".join(lines) + f",\n{' ' * indent})"
+    if isinstance(value, Mapping):
+        lines = [f"{inner}{k!r}: " + as_code(v, indent + 4, len(inner) + len(repr(k)) + 2) for k, v in value.items()]
+        return "{\n" + ",\n".join(lines) + f",\n{' ' * indent}}}"
+    return flat
+
+
+def _flat_code(value: object) -> str:
+    if isinstance(value, Descriptor):
+        args = ", ".join((f"{k}=" if k else "") + _flat_code(v) for k, v in value._repr_args())
+        return f"{type(value).__name__}({args})"
     if isinstance(value, tuple):
         if len(value) == 1 and isinstance(value[0], str):
             return repr(value[0])
-        return "[" + ", ".join(_repr_value(v) for v in value) + "]"
+        return "[" + ", ".join(_flat_code(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_repr_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {_flat_code(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -62,11 +62,10 @@ class Graph(Block):
         order: tuple[str, ...] = self.__dict__["order"]
         return order
 
-    def __repr__(self) -> str:
-        blocks = ", ".join(f"{name!r}: {block!r}" for name, block in self.blocks.items())
-        init = f", init={self.init!r}" if self.init is not None else ""
-        out_keys = repr(self.out_keys[0]) if len(self.out_keys) == 1 else repr(list(self.out_keys))
-        return f"Graph({{{blocks}}}, out_keys={out_keys}{init})"
+    def _repr_args(self) -> list[tuple[str, object]]:
+        # blocks in evaluation order (a pmap iterates in hash order), then out_keys and the default init
+        blocks = {name: self.blocks[name] for name in self.topological_order}
+        return [("", blocks), ("out_keys", self.out_keys), *([("init", self.init)] if self.init is not None else [])]
 
 
 def _default_name(block: object) -> str:
