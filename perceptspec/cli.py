@@ -13,6 +13,7 @@ compose models, never by `--help`.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`perceptspec summary ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if args.traceback:
             raise
