@@ -111,7 +111,8 @@ class Descriptor:
         for f in fields:
             value = getattr(self, f.name)
             if f.init and (f.default is dataclasses.MISSING or value != f.default):
-                args.append((f.name, value))
+                single_key = f.name in ("in_keys", "out_keys") and isinstance(value, tuple) and len(value) == 1
+                args.append((f.name, value[0] if single_key else value))
         return args
 
 
@@ -142,8 +143,6 @@ def _flat_code(value: object) -> str:
         args = ", ".join((f"{k}=" if k else "") + _flat_code(v) for k, v in value._repr_args())
         return f"{type(value).__name__}({args})"
     if isinstance(value, tuple):
-        if len(value) == 1 and isinstance(value[0], str):
-            return repr(value[0])
         return "[" + ", ".join(_flat_code(v) for v in value) + "]"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k!r}: {_flat_code(v)}" for k, v in value.items()) + "}"

@@ -65,7 +65,8 @@ class Graph(Block):
     def _repr_args(self) -> list[tuple[str, object]]:
         # blocks in evaluation order (a pmap iterates in hash order), then out_keys and the default init
         blocks = {name: self.blocks[name] for name in self.topological_order}
-        return [("", blocks), ("out_keys", self.out_keys), *([("init", self.init)] if self.init is not None else [])]
+        out_keys = self.out_keys[0] if len(self.out_keys) == 1 else self.out_keys
+        return [("", blocks), ("out_keys", out_keys), *([("init", self.init)] if self.init is not None else [])]
 
 
 def _default_name(block: object) -> str:
