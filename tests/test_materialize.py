@@ -454,3 +454,24 @@ def test_torch_compile_fullgraph(check: str) -> None:
     # a second call with new values reuses the graph and is still right
     inputs = random_inputs({"obs": (3,)}, (2,), seed=1)
     torch.testing.assert_close(compiled(inputs)["y"], module(inputs)["y"])
+
+
+class TestGeneratedSourceIsSafe:
+    """Names from loaded specs never become code, and keys that Python would fold together stay distinct."""
+
+    def test_block_name_with_a_newline_stays_in_its_comment(self) -> None:
+        name = "evil\nraise RuntimeError('injected')"
+        spec = ps.Graph({name: ps.Dense(in_keys="x", out_keys="y", hidden_units=[2])}, "y")
+        module = ps.materialize(spec, {"x": (3,)}, seed=0)
+        assert module({"x": torch.randn(3)})["y"].shape == (2,)
+        assert "\nraise" not in module.code
+
+    def test_nfkc_equal_keys_stay_distinct(self) -> None:
+        spec = ps.Graph({
+            "a": ps.Dense(in_keys="\ufb01x", out_keys="h1", hidden_units=[2]),
+            "b": ps.Dense(in_keys="fix", out_keys="h2", hidden_units=[2]),
+            "c": ps.Concat(in_keys=["h1", "h2"], out_keys="y"),
+        }, "y")
+        module = ps.materialize(spec, {"\ufb01x": (3,), "fix": (3,)}, seed=0)
+        inputs = {"\ufb01x": torch.randn(3), "fix": torch.randn(3)}
+        torch.testing.assert_close(module(inputs)["y"], run_reference(module, inputs)["y"])

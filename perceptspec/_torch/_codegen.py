@@ -29,7 +29,8 @@ class Namespace:
         self._used = set(_RESERVED)
 
     def create(self, hint: str) -> str:
-        base = re.sub(r"\W", "_", hint) or "v"
+        # ASCII only: Python folds identifiers by NFKC, so 'ﬁx' and 'fix' would be one variable
+        base = re.sub(r"[^0-9A-Za-z_]", "_", hint) or "v"
         if base[0].isdigit() or keyword.iskeyword(base):
             base = f"_{base}"
         name, n = base, 1
@@ -61,7 +62,9 @@ def forward_source(t: Trace, check: str) -> str:
         site = Site(module_expression(eqn.path), tuple(var[v] for v in eqn.ins), tuple(var[v] for v in eqn.outs),
                     names.create, t.ins(eqn), t.outs(eqn))
         rule = emit_rules.get(type(eqn.block)) or call_module
-        lines.append(f"    # {eqn.path}: {label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))}")
+        comment = f"{eqn.path}: {label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))}"
+        # escape control characters: a (loaded) block name must not end the comment and become code
+        lines.append("    # " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in comment))
         lines += [f"    {line}" for line in rule(eqn.block, site)]
     outputs = ", ".join(f"{k!r}: {var[k]}" for k in t.program.outputs)  # top-level outputs keep their keys
     lines.append(f"    return {{{outputs}}}")
