@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from perceptspec._composer import Models as Models
 from perceptspec._composer import compose as compose
+from perceptspec._errors import NonFiniteError as NonFiniteError
 from perceptspec._errors import PerceptSpecError as PerceptSpecError
 from perceptspec._errors import ShapeError as ShapeError
 from perceptspec._errors import SignatureError as SignatureError

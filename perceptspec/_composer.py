@@ -238,7 +238,12 @@ def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], wher
     if not callable(fn):
         raise SpecError(where, [f"_target_ is not callable: {fn!r}"])
     try:
-        inspect.signature(fn).bind(*shapes, **kwargs)
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise SpecError(where, [f"_target_ {target!r} has no signature to check the arguments against; wrap it in a "
+                                f"function or nn.Module class of yours"]) from None
+    try:
+        signature.bind(*shapes, **kwargs)
     except TypeError as e:
         raise SpecError(where, [f"arguments do not fit its signature: {e}"]) from None
     built = fn(*shapes, **kwargs)
@@ -352,16 +357,14 @@ def _scoped_seed(seed: int | None, scope: str) -> int | None:
 def _actor_critic(policy: _Network, critic: _Network, obs: Shapes) -> nn.Module:
     """One module for both: with specs, one generated forward over the policy's and the critic's own block
     modules (weights shared, not copied); otherwise a wrapper calling the two modules."""
-    from torch import nn
-
     from perceptspec._fold._shapes import trace
-    from perceptspec._torch._module import SpecModule, assemble
+    from perceptspec._torch._module import BlockModules, SpecModule, assemble
     from perceptspec._torch._pair import PairModule
 
     if isinstance(policy.module, SpecModule) and isinstance(critic.module, SpecModule) and policy.spec and critic.spec:
         out_keys = [*policy.spec.out_keys, *(k for k in critic.spec.out_keys if k not in policy.spec.out_keys)]
         joint = Graph({"policy": policy.spec, "critic": critic.spec}, out_keys)
-        blocks = nn.ModuleDict({"policy": policy.module.blocks, "critic": critic.module.blocks})
+        blocks = BlockModules({"policy": policy.module.blocks, "critic": critic.module.blocks})
         return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.module.check,
                         allow_extra_keys=True)
     return PairModule(policy.module, critic.module)

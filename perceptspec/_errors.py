@@ -51,3 +51,19 @@ class SignatureError(PerceptSpecError, TypeError):
         self.got = got
         where = f"input '{key}'" if key is not None else "inputs"
         super().__init__(f"{where}: expected {expected}, got {got}")
+
+
+class NonFiniteError(PerceptSpecError, FloatingPointError):
+    """NaN or inf where `materialize(..., check_finite=True)` wants finite values: in an input (`block` None), or
+    in what a block computed from finite inputs (`block` is its path)."""
+
+    def __init__(self, detail: str, *, key: str, block: str | None = None, block_type: str | None = None) -> None:
+        self.block = block
+        self.block_type = block_type
+        self.key = key
+        self.detail = detail
+        if block is None:
+            where = f"input '{key}'"
+        else:
+            where = f"block '{block}' ({block_type}), key '{key}'" if block_type else f"block '{block}', key '{key}'"
+        super().__init__(f"{where}: {detail}")

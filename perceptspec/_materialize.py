@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first", allow_extra_keys: bool = False) -> SpecModule:
+                check: str = "first", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
     """Build the torch module of `spec` (see `perceptspec._torch.materialize`); imports torch on first use."""
     from perceptspec._torch import materialize as build
 
-    return build(spec, in_shapes, seed=seed, check=check, allow_extra_keys=allow_extra_keys)
+    return build(spec, in_shapes, seed=seed, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from perceptspec._errors import SpecError
 from perceptspec._fold._params import block_parameters
 from perceptspec._fold._render import FORMATS, Picture, parameters_text, write
 from perceptspec._fold._rules import Shape
@@ -57,8 +58,8 @@ def render_models(models: Models, directory: str | Path, format: str | Sequence[
     formats = [format] if isinstance(format, str) else list(format)
     for f in formats:
         if f".{f.lower().lstrip('.')}" not in FORMATS:
-            raise ValueError(f"render_models: unsupported format {f!r}; expected one of "
-                             f"{', '.join(s[1:] for s in FORMATS)}")
+            raise SpecError("render_models", [f"format: unsupported format {f!r}; expected one of "
+                                              f"{', '.join(s[1:] for s in FORMATS)}"])
     directory = Path(directory)
     drawings = {directory / f"{stem}.{f.lower().lstrip('.')}": dot
                 for stem, dot in models_to_dot(models).items() for f in formats}

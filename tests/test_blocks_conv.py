@@ -380,7 +380,7 @@ class TestSpecValues:
     (lambda: strided(hidden_padding=[0]), r"field 'hidden_padding': expected one entry per layer \(2"),
     (lambda: strided(hidden_kernels=[0, 3]), r"field 'hidden_kernels': expected each entry to be a positive int"),
     (lambda: strided(hidden_kernels=[(3, 3, 3), 3]), r"or a tuple of 2 \(one per spatial dim\), got \(3, 3, 3\)"),
-    (lambda: strided(hidden_kernels=[True, 3]), r"field 'hidden_kernels': expected each entry .*, got True"),
+    (lambda: strided(hidden_kernels=[True, 3]), r"field 'hidden_kernels': expected Sequence\[int \| Sequence\[int\]\], got \[True, 3\]"),
     (lambda: strided(hidden_kernels=["3", 3]), r"field 'hidden_kernels': expected Sequence\[int \| Sequence\[int\]\]"),
     (lambda: strided(hidden_strides=[1, (0, 1)]), r"field 'hidden_strides': expected each entry to be a positive"),
     (lambda: strided(hidden_dilations=[0, 1]), r"field 'hidden_dilations': expected each entry to be a positive"),

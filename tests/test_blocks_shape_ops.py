@@ -586,8 +586,8 @@ class TestFunctional:
     def test_tensor_function_gives_wrong_number_of_tensors(self) -> None:
         spec = ps.Functional(in_keys="x", out_keys="y", func="test_shape_ops.wrong_tensor_count")
         module = ps.materialize(spec, {"x": (4,)})
-        with pytest.raises(TypeError, match=r"function 'test_shape_ops.wrong_tensor_count' returned tuple \(of 2\), "
-                                            r"expected 1 tensor\(s\)"):
+        with pytest.raises(ps.ShapeError, match=r"block 'y' .*key 'y': function 'test_shape_ops.wrong_tensor_count' "
+                                                r"returned tuple \(of 2\), expected 1 tensor\(s\)"):
             module({"x": randn(2, 4)})
 
     def test_registering_again(self) -> None:

@@ -24,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 import perceptspec as ps
 
 WORLD_SIZE = 2
-TIMEOUT_S = 60.0  # the whole spawn-train-join; each collective gives up after 30 s
+TIMEOUT_S = 240.0  # the whole spawn-train-join (generous: a loaded CI machine imports torch slowly); each
+#                     collective gives up after 120 s
 SEED, STEPS, BATCH = 7, 5, 16
 SHAPES = {"observation": (6,)}
 State = dict[str, torch.Tensor]
@@ -58,7 +59,7 @@ def worker(rank: int, world_size: int, port: int, spec: ps.Block, shapes: Mappin
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's own connections stay on the loopback interface
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=30))
+                            timeout=timedelta(seconds=120))
     try:
         module = ps.materialize(spec, shapes, seed=seed)
         torch.save(module.state_dict(), Path(out_dir) / f"initial_{rank}.pt")  # before DDP broadcasts rank 0's

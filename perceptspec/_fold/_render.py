@@ -20,6 +20,7 @@ from pathlib import Path
 
 import graphviz
 
+from perceptspec._errors import SpecError
 from perceptspec._fold._params import block_parameters
 from perceptspec._fold._program import Eqn
 from perceptspec._fold._rules import Shape, label_rules
@@ -239,8 +240,8 @@ def _safe(name: str) -> str:
 def checked_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
-        raise ValueError(f"render: unsupported file suffix {path.suffix!r} in {str(path)!r}; expected one of "
-                         f"{', '.join(FORMATS)}")
+        raise SpecError("render", [f"path: unsupported file suffix {path.suffix!r} in {str(path)!r}; expected "
+                                   f"one of {', '.join(FORMATS)}"])
     return path
 
 

@@ -76,9 +76,14 @@ class Descriptor:
                 continue
             raw = getattr(self, f.name)
             hint = hints[f.name]
+            converter = self._converters.get(f.name)
             try:
-                value = _normalise(raw, hint)
-                converter = self._converters.get(f.name)
+                try:
+                    value = _normalise(raw, hint)
+                except (TypeError, ValueError, TypeCheckError):
+                    if converter is None:
+                        raise
+                    value = _normalise(converter(raw), hint)  # a short form only the converter knows: (4,) -> ((4,),)
                 if converter is not None:
                     value = converter(value)
                 check_type(value, hint, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
@@ -179,11 +184,13 @@ def _normalise(value: Any, hint: Any) -> Any:
             except (TypeError, ValueError, TypeCheckError):
                 continue
             return normalised
-        return value
+        raise TypeCheckError(f"is not a {type_name(hint)}")
     if origin in (Sequence, tuple) and args:
         item = args[0]
         if isinstance(value, str):
             return (value,) if item is str else value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected {type_name(hint)}, not {type(value).__name__}")
         if isinstance(value, Sequence) or _is_array(value):
             return tuple(_normalise(v, item) for v in value)
         return value
@@ -194,10 +201,7 @@ def _normalise(value: Any, hint: Any) -> Any:
             raise TypeError(f"expected {hint.__name__}, not a bool")
         if hint is int and not isinstance(value, int) and hasattr(value, "__index__"):
             return operator.index(value)
-        if hint is float and isinstance(value, int):
-            return float(value)
-        if hint is float and not isinstance(value, float) and hasattr(value, "__float__") \
-                and not isinstance(value, str):
+        if hint is float and not isinstance(value, str) and hasattr(value, "__float__"):
             return float(value)
     return value
 

@@ -30,6 +30,10 @@ class Graph(Block):
     def __init__(self, blocks: Mapping[str, Block] | Sequence[Block], out_keys: str | Sequence[str], *,
                  init: Initializer | None = None) -> None:
         if not isinstance(blocks, Mapping):
+            given: object = blocks  # checked: callers may be untyped
+            if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+                raise SpecError("Graph", [f"field 'blocks': expected a mapping of block names to blocks or a list "
+                                          f"of blocks, got {blocks!r}"])
             names = [_default_name(b) for b in blocks]
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:

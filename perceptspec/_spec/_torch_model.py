@@ -35,8 +35,9 @@ def _frozen_kwargs(value: object) -> object:
 
 def _one_shape(value: object) -> object:
     """A flat shape such as (4,) is the one shape of a one-output block: ((4,),)."""
-    if isinstance(value, tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return (value,)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool)
+                                                          for v in value):
+        return (tuple(value),)
     return value
 
 
@@ -52,6 +53,8 @@ def as_dims(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
 
 def _plain_problem(value: object, where: str) -> str | None:
     """Why `value` is not a plain (YAML-ready, hashable) value, or None."""
+    if isinstance(value, float) and value != value:
+        return f"{where} is NaN (NaN != NaN: the spec would not equal itself)"
     if value is None or isinstance(value, (bool, int, float, str)):
         return None
     if isinstance(value, tuple):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -18,10 +19,45 @@ from perceptspec._fold._rules import Shape
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._spec import Block
 from perceptspec._torch._codegen import compile_forward, forward_source
+from perceptspec._torch._finite import finite_forward
 from perceptspec._torch._signature import check_inputs
 from perceptspec._torch._tables import torch_builders
 
 CHECK_MODES = ("always", "first", "off")
+
+
+class BlockModules(nn.Module):
+    """Block modules by block name, nested like the spec's graphs. Not an `nn.ModuleDict`: its `__setitem__`
+    refuses names that are attributes ('keys', 'forward', 'to', 'training'), and those are fine block names."""
+
+    def __init__(self, modules: Mapping[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        for name, module in (modules or {}).items():
+            self[name] = module
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # nn.Module refuses a plain value under a child's name, and `train()` sets `training` on every module
+        if isinstance(value, (nn.Module, torch.Tensor)):
+            super().__setattr__(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getitem__(self, name: str) -> nn.Module:
+        module = self._modules[name]
+        assert module is not None  # only modules are ever set
+        return module
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:
+        self._modules[name] = module
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
 
 
 class SpecModule(nn.Module):
@@ -33,13 +69,16 @@ class SpecModule(nn.Module):
 
     code: str
 
-    def __init__(self, spec: Block, t: Trace, blocks: nn.ModuleDict, check: str, allow_extra_keys: bool) -> None:
+    def __init__(self, spec: Block, t: Trace, blocks: BlockModules, check: str, allow_extra_keys: bool,
+                 check_finite: bool = False) -> None:
         super().__init__()
         self.spec = spec
-        self.in_shapes: dict[str, Shape] = t.in_shapes
-        self.out_shapes: dict[str, Shape] = {k: t.shapes[k] for k in t.program.outputs}
+        # read-only: pickling rebuilds the module from `in_shapes`, so they must stay what it was built for
+        self.in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
+        self.out_shapes: Mapping[str, Shape] = MappingProxyType({k: t.shapes[k] for k in t.program.outputs})
         self.check = check
         self.allow_extra_keys = allow_extra_keys
+        self.check_finite = check_finite
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
@@ -63,70 +102,80 @@ class SpecModule(nn.Module):
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
         grads = {name: p.requires_grad for name, p in self.named_parameters()}
-        return _unpickle, (self.spec, self.in_shapes, self.check, self.allow_extra_keys, self.state_dict(),
-                           self.training, grads)
+        return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, self.state_dict(),
+                           self.training, grads, self.check_finite)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
         # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
         clone = type(self).__new__(type(self))
         memo[id(self)] = clone
         for name, value in self.__dict__.items():
-            clone.__dict__[name] = copy.deepcopy(value, memo)
+            # read-only shape mappings hold only tuples: shared (a mappingproxy cannot be deep-copied)
+            clone.__dict__[name] = value if isinstance(value, MappingProxyType) else copy.deepcopy(value, memo)
         return clone
 
     def extra_repr(self) -> str:
-        return f"in_shapes={self.in_shapes}, out_shapes={self.out_shapes}, check={self.check!r}"
+        finite = ", check_finite=True" if self.check_finite else ""
+        return f"in_shapes={dict(self.in_shapes)}, out_shapes={dict(self.out_shapes)}, check={self.check!r}{finite}"
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first", allow_extra_keys: bool = False) -> SpecModule:
+                check: str = "first", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
     """Build the torch module of `spec` for inputs of `in_shapes` (without batch dims).
 
     seed: None draws from torch's global RNG; an int gives bit-identical weights for the same spec in any process
     (each block draws from its own generator, seeded from `seed` and the block's path).
     check: 'always' checks every call's inputs, 'first' only the first call's, 'off' none.
     allow_extra_keys: accept (and ignore) input keys the spec does not read, e.g. a full observation dict.
+    check_finite: raise `NonFiniteError` on NaN or inf in an input, or in an output (naming the first block that
+        made it from finite inputs); off by default: it costs an `isfinite` per input and output on every call.
     """
     if check not in CHECK_MODES:
         raise SpecError("materialize", [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
+    if not isinstance(check_finite, bool):
+        raise SpecError("materialize", [f"check_finite: expected a bool, got {check_finite!r}"])
     t = trace(spec, in_shapes)
-    return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys)
+    return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
 
 
-def build_blocks(t: Trace, seed: int | None) -> nn.ModuleDict:
-    """One module per leaf block, nested in ModuleDicts like the spec's graphs."""
-    blocks = nn.ModuleDict()
+def build_blocks(t: Trace, seed: int | None) -> BlockModules:
+    """One module per leaf block, nested like the spec's graphs."""
+    blocks = BlockModules()
     for eqn in t.program.eqns:
         generator = None if seed is None else block_generator(seed, eqn.path)
         module = torch_builders.lookup(type(eqn.block))(eqn.block, t.ins(eqn), eqn.init, generator)
+        if hasattr(module, "block_path"):  # a module that raises errors at run time names its block in them
+            setattr(module, "block_path", eqn.path)
         *graphs, name = eqn.path.split(".")
         parent = blocks
         for graph in graphs:
             if graph not in parent:
-                parent[graph] = nn.ModuleDict()
-            parent = parent[graph]  # type: ignore[assignment]  # nested graphs are ModuleDicts
+                parent[graph] = BlockModules()
+            parent = parent[graph]  # type: ignore[assignment]  # nested graphs are BlockModules
         parent[name] = module
     return blocks
 
 
-def assemble(t: Trace, blocks: nn.ModuleDict, check: str, *, allow_extra_keys: bool = False) -> SpecModule:
+def assemble(t: Trace, blocks: BlockModules, check: str, *, allow_extra_keys: bool = False,
+             check_finite: bool = False) -> SpecModule:
     """The module running program `t` over existing block modules (shared, not copied: the composer's
     actor-critic reuses the policy's and the critic's)."""
     source = forward_source(t, check)
     forward = compile_forward(source, {"torch": torch, "F": F, "_check": check_inputs})
     spec = t.program.spec
-    cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {"forward": forward, "code": source,
-                                                                   "__module__": __name__})
-    module = cls(spec, t, blocks, check, allow_extra_keys)
+    cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {
+        "forward": finite_forward(forward) if check_finite else forward, "code": source, "__module__": __name__})
+    module = cls(spec, t, blocks, check, allow_extra_keys, check_finite)
     assert isinstance(module, SpecModule)
     return module
 
 
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
-              state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool]) -> SpecModule:
-    module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys)
+              state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool],
+              check_finite: bool = False) -> SpecModule:
+    module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
     module.load_state_dict(state)
     module.train(training)
     for name, p in module.named_parameters():

@@ -37,6 +37,8 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
             if dtype is not None and ((x.dtype != dtype and (role != "mask" or x.dtype != torch.bool))
                                       or x.device != device):
                 break
+            if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
+                break
             lead = x.dim() - len(shape)
             if lead < 0 or x.shape[lead:] != shape:
                 break
@@ -80,6 +82,9 @@ def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype |
         if dtype is not None and x.dtype != dtype and (role != "mask" or x.dtype != torch.bool):
             mask = " or torch.bool (a mask)" if role == "mask" else ""
             raise SignatureError(key, f"dtype {dtype} (the module's parameters'){mask}", f"dtype {x.dtype}")
+        if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
+            mask = " or torch.bool (a mask)" if role == "mask" else ""
+            raise SignatureError(key, f"a floating-point dtype{mask}", f"dtype {x.dtype}")
         if device is not None and x.device != device:
             raise SignatureError(key, f"a tensor on {device} (the module's device)", f"a tensor on {x.device}")
         lead = x.dim() - len(shape)

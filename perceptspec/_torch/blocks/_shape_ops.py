@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from perceptspec._errors import SpecError
-from perceptspec._fold._rules import Shape
+from perceptspec._errors import ShapeError, SpecError
+from perceptspec._fold._rules import Shape, shape_rules
 from perceptspec._fold.rules._shape_ops import actor_actions, correlation_alignment, feature_index, pooled_dims
 from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
                                Initializer, MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
@@ -319,18 +319,32 @@ BUILTIN_TENSOR_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 class _Functional(nn.Module):
-    def __init__(self, name: str, fn: Callable[..., Any], n_outputs: int) -> None:
+    """Calls a registered tensor function. A user's function is checked against its own shape function: each
+    output must have the input's leading dims, then the shape the fold promised."""
+
+    def __init__(self, block: Functional, fn: Callable[..., Any], ins: tuple[Shape, ...], check: bool) -> None:
         super().__init__()
-        self.name, self.fn, self.n_outputs = name, fn, n_outputs
+        self.name, self.fn, self.n_outputs = block.func, fn, len(block.out_keys)
+        self.out_keys, self.check = tuple(block.out_keys), check
+        self.out_shapes = shape_rules.lookup(Functional)(block, ins)
+        self.in_rank = len(ins[0])
+        self.where = block._where()
+        self.block_path: str | None = None  # set by build_blocks: errors name the block
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         out = self.fn(*xs)
-        if self.n_outputs == 1 and isinstance(out, torch.Tensor):
-            return out
-        outs = tuple(out) if isinstance(out, Sequence) else (out,)
+        outs = (out,) if isinstance(out, torch.Tensor) else tuple(out) if isinstance(out, Sequence) else (out,)
         if len(outs) != self.n_outputs or not all(isinstance(o, torch.Tensor) for o in outs):
-            raise TypeError(f"function {self.name!r} returned {type(out).__name__} (of {len(outs)}), expected "
-                            f"{self.n_outputs} tensor(s), one per out key")
+            raise ShapeError(f"function {self.name!r} returned {type(out).__name__} (of {len(outs)}), expected "
+                             f"{self.n_outputs} tensor(s), one per out key", block=self.block_path,
+                             block_type=self.where, key=self.out_keys[0])
+        if self.check:
+            lead = tuple(xs[0].shape[:xs[0].dim() - self.in_rank])
+            for key, o, shape in zip(self.out_keys, outs, self.out_shapes):
+                if tuple(o.shape) != (*lead, *shape):
+                    raise ShapeError(f"function {self.name!r} returned shape {tuple(o.shape)}, expected "
+                                     f"{(*lead, *shape)} (the batch dims {lead}, then {shape} from its shape "
+                                     f"function)", block=self.block_path, block_type=self.where, key=key)
         return outs[0] if self.n_outputs == 1 else outs
 
     def extra_repr(self) -> str:
@@ -346,4 +360,4 @@ def _functional_build_rule(block: Functional, ins: tuple[Shape, ...], init: Init
         raise SpecError(block._where(), [f"field 'func': function {block.func!r} has no tensor function, so it "
                                          f"cannot be materialized: register one with ps.register_function("
                                          f"{block.func!r}, shape_fn, tensor_fn)"])
-    return _Functional(block.func, fn, len(block.out_keys))
+    return _Functional(block, fn, ins, check=registered.tensor_fn is not None)

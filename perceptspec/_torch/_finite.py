@@ -1,0 +1,65 @@
+"""Opt-in NaN/inf checks, `materialize(..., check_finite=True)`: the RL debugging aid for "my loss went NaN".
+
+Inputs must be finite. When an output is not, the program is walked again block by block (only then, so a healthy
+forward pays one `isfinite` per input and output) to name the first block that made NaN or inf from finite inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from perceptspec._errors import NonFiniteError
+from perceptspec._fold._shapes import trace
+
+if TYPE_CHECKING:
+    from perceptspec._torch._module import SpecModule
+
+Forward = Callable[[Any, Any], dict[str, torch.Tensor]]
+
+
+def count_text(x: torch.Tensor) -> str:
+    """'2 NaN and 1 inf of 12 values'."""
+    nan = int(torch.isnan(x).sum())
+    inf = int(torch.isinf(x).sum())
+    return f"{nan} NaN and {inf} inf of {x.numel()} values"
+
+
+def is_finite(x: torch.Tensor) -> bool:
+    return not x.is_floating_point() or bool(torch.isfinite(x).all())
+
+
+def finite_forward(forward: Forward) -> Forward:
+    """`forward` with its inputs and outputs checked for NaN and inf."""
+
+    def checked_forward(self: SpecModule, inputs: Any) -> dict[str, torch.Tensor]:
+        if isinstance(inputs, Mapping):
+            for key, _, _ in self.signature:
+                x = inputs.get(key)
+                if isinstance(x, torch.Tensor) and not is_finite(x):
+                    raise NonFiniteError(f"expected finite values (check_finite=True), got {count_text(x)}", key=key)
+        outputs = forward(self, inputs)
+        if not all(is_finite(v) for v in outputs.values()):
+            raise first_non_finite(self, inputs, outputs)
+        return outputs
+
+    return checked_forward
+
+
+def first_non_finite(module: SpecModule, inputs: Mapping[str, torch.Tensor],
+                     outputs: Mapping[str, torch.Tensor]) -> NonFiniteError:
+    """The error naming the first block whose outputs are not finite although its inputs are."""
+    program = trace(module.spec, module.in_shapes).program
+    env = dict(inputs)
+    with torch.no_grad():
+        for eqn in program.eqns:
+            result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
+            env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
+            bad = next((k for k in eqn.outs if not is_finite(env[k])), None)
+            if bad is not None:
+                return NonFiniteError(f"computed {count_text(env[bad])} from finite inputs", key=bad,
+                                      block=eqn.path, block_type=type(eqn.block).__name__)
+    key = next(k for k, v in outputs.items() if not is_finite(v))  # not reproduced (e.g. dropout): name the output
+    return NonFiniteError(f"output is not finite: {count_text(outputs[key])} (not reproduced block by block)", key=key)
