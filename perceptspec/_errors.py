@@ -54,16 +54,17 @@ class SignatureError(PerceptSpecError, TypeError):
 
 
 class NonFiniteError(PerceptSpecError, FloatingPointError):
-    """NaN or inf where `materialize(..., check_finite=True)` wants finite values: in an input (`block` None), or
-    in what a block computed from finite inputs (`block` is its path)."""
+    """NaN or inf where `materialize(..., check_finite=True)` wants finite values: in an input (`block` None), in
+    what a block computed from finite inputs (`block` is its path), or in an output no block could be blamed for."""
 
-    def __init__(self, detail: str, *, key: str, block: str | None = None, block_type: str | None = None) -> None:
+    def __init__(self, detail: str, *, key: str, block: str | None = None, block_type: str | None = None,
+                 output: bool = False) -> None:
         self.block = block
         self.block_type = block_type
         self.key = key
         self.detail = detail
         if block is None:
-            where = f"input '{key}'"
+            where = f"output '{key}'" if output else f"input '{key}'"
         else:
             where = f"block '{block}' ({block_type}), key '{key}'" if block_type else f"block '{block}', key '{key}'"
         super().__init__(f"{where}: {detail}")

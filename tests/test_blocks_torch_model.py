@@ -387,7 +387,7 @@ class TestWrongOutputs:
         spec = linear(out_shapes=[(5,)])
         assert ps.infer_shapes(spec, {"x": (4,)})["y"] == (5,)
         module = ps.materialize(spec, {"x": (4,)}, check=check)
-        message = (r"key 'y': TorchModel\(out_keys='y'\): module 'torch.nn.Linear' returned shape \(6, 3\), "
+        message = (r"block 'y' \(TorchModel\), key 'y': module 'torch.nn.Linear' returned shape \(6, 3\), "
                    r"expected \(6, 5\) \(the flattened batch of 6, then the out shape \(5,\)\)")
         for _ in range(2):  # on every call, not only the first
             with pytest.raises(ps.ShapeError, match=message):
@@ -399,13 +399,13 @@ class TestWrongOutputs:
         spec = ps.Graph([linear(out_keys="h", out_shapes=[(2,)]),
                          ps.Dense(in_keys="h", out_keys="y", hidden_units=[3])], out_keys="y")
         module = ps.materialize(spec, {"x": (4,)}, seed=0)
-        with pytest.raises(ps.ShapeError, match=r"key 'h': TorchModel\(out_keys='h'\).*returned shape \(1, 3\)"):
+        with pytest.raises(ps.ShapeError, match=r"block 'h' \(TorchModel\), key 'h': .*returned shape \(1, 3\)"):
             module({"x": torch.randn(4)})
 
     def test_missing_dict_key(self) -> None:
         spec = ps.TorchModel(in_keys="p", out_keys=["a", "c"], module_factory=f"{FIXTURES}:DictHeads",
                              dict_inputs=True, out_shapes=[(4,), (1,)])
-        with pytest.raises(ps.ShapeError, match=r"key 'c': TorchModel\(out_keys=\['a', 'c'\]\): module "
+        with pytest.raises(ps.ShapeError, match=r"block 'a' \(TorchModel\), key 'c': module "
                                                 r"'tests.torch_model_fixtures:DictHeads' returned keys \['a', 'b', "
                                                 r"'extra'\], expected a dict holding the out keys \['a', 'c'\]"):
             ps.materialize(spec, {"p": (3,)}, seed=0)({"p": torch.randn(2, 3)})

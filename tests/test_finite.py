@@ -84,3 +84,26 @@ def test_a_non_bool_setting_is_a_spec_error() -> None:
     with pytest.raises(ps.SpecError, match=r"materialize: check_finite: expected a bool, got 'yes'"):
         ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3]), {"obs": (4,)},
                        check_finite="yes")  # type: ignore[arg-type]  # deliberately wrong
+
+
+class NanOnce:
+    """A tensor function that makes NaN on its first call only: a non-finite output the walk cannot reproduce."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * float("nan") if self.calls == 1 else x
+
+
+def test_a_non_finite_output_the_walk_cannot_reproduce_names_the_output() -> None:
+    nan_once = NanOnce()
+    ps.register_function("test_finite.nan_once", lambda shape: shape, nan_once)
+    module = ps.materialize(ps.Functional(in_keys="x", out_keys="y", func="test_finite.nan_once"), {"x": (2,)},
+                            check_finite=True)
+    with pytest.raises(ps.NonFiniteError) as info:
+        module({"x": torch.ones(3, 2)})
+    assert (info.value.key, info.value.block) == ("y", None)
+    assert str(info.value) == "output 'y': 6 NaN and 0 inf of 6 values, not reproduced when run again block by block"
+    assert nan_once.calls == 2

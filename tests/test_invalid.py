@@ -511,13 +511,15 @@ def check_bad_input(case: Case, problem: str, check: str, data: st.DataObject) -
     elif problem == "wrong dtype":
         dtype = data.draw(st.sampled_from((torch.float64, torch.float16, torch.int64, torch.bool)))
         assume(not (case.roles[key] == MASK and dtype == torch.bool))
-        if not has_parameters:  # the dtype is pinned by parameters; without them any dtype torch can run is fine
-            # but not an integer one (docs/errors.md K5, test_regression_wrong_dtype_without_parameters_...)
-            inputs[key] = inputs[key].to(torch.float64)
-            run_or_our_error(module, case, inputs, batch)
-            return
         inputs[key] = inputs[key].to(dtype)
-        expect = (key, "expected dtype torch.float32 (the module's parameters')", f"got dtype {dtype}")
+        if not has_parameters:  # no parameters pin the dtype: any floating one runs, an integer one is refused
+            if dtype.is_floating_point:
+                run_or_our_error(module, case, inputs, batch)
+                return
+            mask = " or torch.bool (a mask)" if case.roles[key] == MASK else ""
+            expect = (key, f"expected a floating-point dtype{mask}", f"got dtype {dtype}")
+        else:
+            expect = (key, "expected dtype torch.float32 (the module's parameters')", f"got dtype {dtype}")
     elif problem == "wrong trailing shape":
         shape = case.in_shapes[key]
         assume(shape)

@@ -226,7 +226,7 @@ def test_strategies_draw_nesting_sharing_and_several_inputs() -> None:
 
 
 def test_regression_torch_model_output_of_shape_unit() -> None:
-    """Found by test_fold_matches_forward (docs/errors.md K2): a TorchModel output of shape () per sample, called
+    """Found by test_fold_matches_forward (issue #7): a TorchModel output of shape () per sample, called
     without batch dims, raised `TypeError: reshape() missing 1 required positional arguments` (the wrapper calls
     `reshape(*lead, *shape)` with both empty). Shrunk: TinyModel's second output `y.sum(-1)` on an input (1,)."""
     spec = ps.TorchModel(in_keys="x", out_keys=["y", "total"], module_factory=TINY_MODEL,

@@ -62,4 +62,5 @@ def first_non_finite(module: SpecModule, inputs: Mapping[str, torch.Tensor],
                 return NonFiniteError(f"computed {count_text(env[bad])} from finite inputs", key=bad,
                                       block=eqn.path, block_type=type(eqn.block).__name__)
     key = next(k for k, v in outputs.items() if not is_finite(v))  # not reproduced (e.g. dropout): name the output
-    return NonFiniteError(f"output is not finite: {count_text(outputs[key])} (not reproduced block by block)", key=key)
+    return NonFiniteError(f"{count_text(outputs[key])}, not reproduced when run again block by block", key=key,
+                          output=True)

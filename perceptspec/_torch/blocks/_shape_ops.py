@@ -328,7 +328,7 @@ class _Functional(nn.Module):
         self.out_keys, self.check = tuple(block.out_keys), check
         self.out_shapes = shape_rules.lookup(Functional)(block, ins)
         self.in_rank = len(ins[0])
-        self.where = block._where()
+        self.kind = type(block).__name__
         self.block_path: str | None = None  # set by build_blocks: errors name the block
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -337,14 +337,14 @@ class _Functional(nn.Module):
         if len(outs) != self.n_outputs or not all(isinstance(o, torch.Tensor) for o in outs):
             raise ShapeError(f"function {self.name!r} returned {type(out).__name__} (of {len(outs)}), expected "
                              f"{self.n_outputs} tensor(s), one per out key", block=self.block_path,
-                             block_type=self.where, key=self.out_keys[0])
+                             block_type=self.kind, key=self.out_keys[0])
         if self.check:
             lead = tuple(xs[0].shape[:xs[0].dim() - self.in_rank])
             for key, o, shape in zip(self.out_keys, outs, self.out_shapes):
                 if tuple(o.shape) != (*lead, *shape):
                     raise ShapeError(f"function {self.name!r} returned shape {tuple(o.shape)}, expected "
                                      f"{(*lead, *shape)} (the batch dims {lead}, then {shape} from its shape "
-                                     f"function)", block=self.block_path, block_type=self.where, key=key)
+                                     f"function)", block=self.block_path, block_type=self.kind, key=key)
         return outs[0] if self.n_outputs == 1 else outs
 
     def extra_repr(self) -> str:

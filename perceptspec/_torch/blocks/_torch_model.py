@@ -74,6 +74,7 @@ class TorchModelModule(nn.Module):
         self.out_shapes = out_shapes
         self.dict_inputs = block.dict_inputs
         self.where = f"{block._where()}: module {block.module_factory!r}"
+        self.kind, self.module_text = type(block).__name__, f"module {block.module_factory!r}"
         self.block_path: str | None = None  # set by build_blocks: errors name the block
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -84,14 +85,15 @@ class TorchModelModule(nn.Module):
         try:
             outs = output_tensors(self.out_keys, result)
         except OutputMismatch as e:
-            raise ShapeError(f"{self.where} returned {e.got}, expected {e.expected}", block=self.block_path,
-                             key=e.key) from None
+            raise ShapeError(f"{self.module_text} returned {e.got}, expected {e.expected}", block=self.block_path,
+                             block_type=self.kind, key=e.key) from None
         n = flat[0].shape[0]
         restored = []
         for key, out, shape in zip(self.out_keys, outs, self.out_shapes):
             if out.shape != (n, *shape):
-                raise ShapeError(f"{self.where} returned shape {tuple(out.shape)}, expected {(n, *shape)} (the "
-                                 f"flattened batch of {n}, then the out shape {shape})", block=self.block_path, key=key)
+                raise ShapeError(f"{self.module_text} returned shape {tuple(out.shape)}, expected {(n, *shape)} (the "
+                                 f"flattened batch of {n}, then the out shape {shape})", block=self.block_path,
+                                 block_type=self.kind, key=key)
             restored.append(out.reshape((*lead, *shape)))
         return restored[0] if len(restored) == 1 else tuple(restored)
 
