@@ -86,6 +86,8 @@ def _reader(program: Program, key: str) -> dict[str, str]:
 
 
 def _checked_shape(program: Program, key: str, shape: object) -> Shape:
+    if type(shape) is tuple and all(type(d) is int and d > 0 for d in shape):  # the common case, fast
+        return shape
     problem = f"expected a shape (a tuple of positive ints, without the batch dim), got {shape!r}"
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise ShapeError(problem, key=key, **_reader(program, key))

@@ -58,7 +58,14 @@ class Graph(Block):
             problems += wiring
             object.__setattr__(self, "in_keys", in_keys)
             object.__setattr__(self, "order", order)
+            object.__setattr__(self, "ordered_blocks", tuple((name, self.blocks[name]) for name in order))
         return iter(problems)
+
+    @property
+    def blocks_in_order(self) -> tuple[tuple[str, Block], ...]:
+        """(name, block) pairs in `topological_order` (kept from construction: lowering reads it often)."""
+        ordered: tuple[tuple[str, Block], ...] = self.__dict__["ordered_blocks"]
+        return ordered
 
     @property
     def topological_order(self) -> tuple[str, ...]:
