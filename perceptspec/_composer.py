@@ -14,6 +14,8 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
     seed: 0                                                                       # optional
+    check: first                      # optional: materialize's input checks, always | first | off
+    check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
 
 A `_target_` is an import path, resolved by import only: either a spec function
 `(obs_shapes, action_logits_shapes, **kwargs) -> spec` (critic: `(obs_shapes, **kwargs)`) or a plain
@@ -109,20 +111,20 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides) for s in obs}
-    seed = cfg.get("seed")
+    build = _Build(cfg.get("seed"), cfg.get("check", "first"), cfg.get("check_finite", False))
     policy_cfg = _section(cfg, "policy")
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
     if kind not in CRITIC_KINDS:
         raise SpecError("critic.kind", [f"expected one of {list(CRITIC_KINDS)}, got {kind!r}"])
 
-    policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], seed, step)
+    policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], build, step)
                 for i, step in enumerate(obs)}
     critic_inputs = {step: {**obs[step], **policies[step].exports} for step in obs}
     if kind == "shared_state":
         critic_inputs = {SHARED_CRITIC: _union(critic_inputs)}
     critics = {} if kind == "none" else {
-        step: _critic(critic_cfg, i, len(critic_inputs), shapes, seed, step)
+        step: _critic(critic_cfg, i, len(critic_inputs), shapes, build, step)
         for i, (step, shapes) in enumerate(critic_inputs.items())}
 
     actor_critics: dict[StepKey, nn.Module] = {}
@@ -152,7 +154,7 @@ class _Network:
 
 
 def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, logits: Shapes,
-            distributions: Mapping[str, str], seed: int | None, step: StepKey) -> _Network:
+            distributions: Mapping[str, str], build: _Build, step: StepKey) -> _Network:
     target, kwargs = _network(section, index, steps, "policy")
     where = f"policy network {target}"
     built = _build(target, (obs, logits), kwargs, where)
@@ -163,10 +165,10 @@ def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, log
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
     exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
-    return _Network(_materialize(spec, in_shapes, seed, f"policy/{step}"), spec, in_shapes, exports)
+    return _Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
-def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, seed: int | None,
+def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, build: _Build,
             step: StepKey) -> _Network:
     target, kwargs = _network(section, index, steps, "critic")
     where = f"critic network {target}"
@@ -176,7 +178,7 @@ def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, 
     spec = _configure_critic(_as_graph(built), section)
     in_shapes = _used(spec, inputs, where)
     _check_outputs(spec, infer_shapes(spec, in_shapes), {VALUE_KEY: (1,)}, where)
-    return _Network(_materialize(spec, in_shapes, seed, f"critic/{step}"), spec, in_shapes, {})
+    return _Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
 def _load(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
@@ -339,10 +341,20 @@ def _name(role: str, step: StepKey, steps: int) -> str:
     return role if steps == 1 else f"{role}[{step}]"
 
 
-def _materialize(spec: Block, shapes: Shapes, seed: int | None, scope: str) -> nn.Module:
+@dataclasses.dataclass(frozen=True)
+class _Build:
+    """How the config asks every network to be materialized."""
+
+    seed: int | None
+    check: str
+    check_finite: bool
+
+
+def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module:
     from perceptspec._torch import materialize
 
-    return materialize(spec, shapes, seed=_scoped_seed(seed, scope), allow_extra_keys=True)
+    return materialize(spec, shapes, seed=_scoped_seed(build.seed, scope), check=build.check,
+                       check_finite=build.check_finite, allow_extra_keys=True)
 
 
 def _scoped_seed(seed: int | None, scope: str) -> int | None:
@@ -366,5 +378,5 @@ def _actor_critic(policy: _Network, critic: _Network, obs: Shapes) -> nn.Module:
         joint = Graph({"policy": policy.spec, "critic": critic.spec}, out_keys)
         blocks = BlockModules({"policy": policy.module.blocks, "critic": critic.module.blocks})
         return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.module.check,
-                        allow_extra_keys=True)
+                        allow_extra_keys=True, check_finite=policy.module.check_finite)
     return PairModule(policy.module, critic.module)

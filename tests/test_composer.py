@@ -834,3 +834,27 @@ class TestErrors:
     def test_critic_value_of_the_wrong_size(self) -> None:
         with pytest.raises(ps.PerceptSpecError, match="value"):
             ps.compose(config(critic=f"{HERE}.wide_critic"), *cartpole_spaces())
+
+
+class TestChecksFromTheConfig:
+    """`check` and `check_finite` in the config reach every network materialize builds, the actor-critic too."""
+
+    def test_defaults_are_materializes(self) -> None:
+        models = ps.compose(config(), *cartpole_spaces())
+        for module in (models.policy, models.critic, models.actor_critic):
+            assert isinstance(module, ps.SpecModule)
+            assert (module.check, module.check_finite) == ("first", False)
+
+    def test_check_finite_names_the_nan_input_in_every_module(self) -> None:
+        models = ps.compose(config(check="always", check_finite=True), *cartpole_spaces())
+        nan = {"observation": torch.full((2, 4), float("nan"))}
+        for module in (models.policy, models.critic, models.actor_critic):
+            assert isinstance(module, ps.SpecModule) and module.check == "always"
+            with pytest.raises(ps.NonFiniteError, match=r"^input 'observation': expected finite values"):
+                module(nan)
+        out = models.actor_critic({"observation": torch.zeros(2, 4)})
+        assert set(out) >= {"action", "value"}
+
+    def test_a_bad_setting_is_a_spec_error(self) -> None:
+        with pytest.raises(ps.SpecError, match=r"check_finite: expected a bool, got 'yes'"):
+            ps.compose(config(check_finite="yes"), *cartpole_spaces())
