@@ -167,8 +167,8 @@ def test_the_catalogue_is_well_formed() -> None:
             assert first == NO_ERROR or re.match(r"^\w+: ", first), f"{entry.name}: '{first}' names no error type"
 
 
-def test_errors_are_ours_outside_the_other_exceptions_and_known_gaps() -> None:
-    """Sections S to C raise only PerceptSpecErrors; the rest is in X (not input errors) and K (gaps)."""
+def test_errors_are_ours_outside_the_other_exceptions() -> None:
+    """Sections S to C raise only PerceptSpecErrors; the rest is in X (not input errors)."""
     ours = {"SpecError", "ShapeError", "SignatureError"}
     for entry in ENTRIES:
         kind = entry.expected.split(":", 1)[0]
@@ -192,7 +192,7 @@ NOT_IN_CATALOGUE: dict[str, str] = {
     "cli.py: raise CommandError(f\"output {key!r}": "the same, for the actor-critic's output shapes",
     "integrations/sb3.py: raise SpecError(\"SpecActorCriticPolicy\", [$":
         "SB3 refuses every action space without an SB3 distribution before this check runs",
-    "_spec/_descriptor.py: raise TypeError(f\"a descriptor kind named": "see X4 (a kind registered twice)",
+    "_spec/_descriptor.py: raise TypeError(f\"a descriptor kind named": "see X2 (a kind registered twice)",
     "__init__.py: raise AttributeError(": "Python's own `module has no attribute`",
     "_fold/rules/_torch_model.py: raise ImportError(": "needs torch absent: tests/test_no_torch.py",
     "_torch/_signature.py: raise SignatureError(None, \"a dict\"":

@@ -186,6 +186,18 @@ def test_a_module_s_shape_mappings_cannot_change_what_it_is() -> None:
     assert clone({"x": torch.zeros(4)})["y"].shape == (3,)
 
 
+def test_a_module_s_spec_and_shapes_cannot_be_replaced() -> None:
+    """Replacing them wholesale would also make pickling rebuild another module than this one."""
+    module = ps.materialize(ps.Dense(in_keys="x", out_keys="y", hidden_units=[3]), {"x": (4,)}, seed=0)
+    spec = module.spec
+    for name, value in (("spec", ps.Dense(in_keys="x", out_keys="y", hidden_units=[5])), ("in_shapes", {"x": (5,)}),
+                        ("out_shapes", {"y": (5,)})):
+        with pytest.raises(AttributeError, match="has no setter"):
+            setattr(module, name, value)
+    clone = pickle.loads(pickle.dumps(module))
+    assert clone.spec == spec and clone.in_shapes == {"x": (4,)} and clone.out_shapes == {"y": (3,)}
+
+
 class MutatingFactory(nn.Module):
     """A factory that changes the kwargs it is given (a user module may pop or edit its config)."""
 

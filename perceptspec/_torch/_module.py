@@ -72,10 +72,10 @@ class SpecModule(nn.Module):
     def __init__(self, spec: Block, t: Trace, blocks: BlockModules, check: str, allow_extra_keys: bool,
                  check_finite: bool = False) -> None:
         super().__init__()
-        self.spec = spec
-        # read-only: pickling rebuilds the module from `in_shapes`, so they must stay what it was built for
-        self.in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
-        self.out_shapes: Mapping[str, Shape] = MappingProxyType({k: t.shapes[k] for k in t.program.outputs})
+        # read-only (properties below): pickling rebuilds the module from them, so they stay what it was built for
+        self._spec = spec
+        self._in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
+        self._out_shapes: Mapping[str, Shape] = MappingProxyType({k: t.shapes[k] for k in t.program.outputs})
         self.check = check
         self.allow_extra_keys = allow_extra_keys
         self.check_finite = check_finite
@@ -87,6 +87,21 @@ class SpecModule(nn.Module):
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         self._probe: tuple[nn.Module, str] | None = next(
             ((m, name) for m in self.modules() for name in m._parameters), None)
+
+    @property
+    def spec(self) -> Block:
+        """The spec this module was materialized from."""
+        return self._spec
+
+    @property
+    def in_shapes(self) -> Mapping[str, Shape]:
+        """The input shapes (without batch dims) it was materialized for."""
+        return self._in_shapes
+
+    @property
+    def out_shapes(self) -> Mapping[str, Shape]:
+        """The shape of each out key, as the shape fold inferred it."""
+        return self._out_shapes
 
     def probe_parameter(self) -> torch.Tensor | None:
         """The first parameter as it is now: inputs must share its dtype and device (None: no parameters)."""
