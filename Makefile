@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test typecheck pytest bench train clean
+.PHONY: setup demo test test-all typecheck pytest pytest-all bench train clean
 
 setup: $(STAMP)
 
@@ -28,10 +28,24 @@ demo: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-pytest: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+# two workers (this machine's cores); tests that share one child process stay on one worker (xdist_group)
+XDIST := -n 2 --dist loadgroup
 
-test: typecheck pytest
+# the fast suite (under two minutes here): Hypothesis's `default` profile, long tests (marked slow) left out
+pytest: $(STAMP)
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
+
+# mypy beside pytest: a cold mypy cache (a fresh clone) costs about 25 s of one core
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 typecheck pytest
+
+# everything: the slow tests too (training, DDP on Example 2, inductor compiles of every example) and the
+# `thorough` Hypothesis profile (2,000 fresh examples per property)
+pytest-all: $(STAMP)
+	$(PY) -m pytest -q $(XDIST) --hypothesis-profile=thorough
+
+test-all: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 typecheck pytest-all
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward

@@ -312,6 +312,7 @@ class TestTraining:
     # inductor imports torch.utils.mkldnn, whose class bodies call the deprecated torch.jit.script_method; that
     # DeprecationWarning comes from torch itself
     @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+    @pytest.mark.slow  # inductor (make test-all); make test compiles once, in test_materialize
     def test_torch_compile_fullgraph_trains(self) -> None:
         torch._dynamo.reset()
         spec = ps.Graph([make(ps.GraphConv, hidden_features=[4], trainable_node_self_importance=True),

@@ -163,6 +163,7 @@ class TestCompilePath:
         for g, e in zip(grads, torch.autograd.grad(sum(expected[k].sum() for k in spec.out_keys), params)):
             torch.testing.assert_close(g, e)
 
+    @pytest.mark.slow  # make test-all; make test compiles once, in test_materialize
     def test_torch_compile_fullgraph_traces_training(self) -> None:
         """Dynamo traces every kind in one graph, autograd included (aot_eager: no code generation, fast)."""
         spec = ps.Graph([make(ps.LSTM, hidden_size=3, bidirectional=True, non_lin="tanh"),

@@ -7,11 +7,7 @@ invalid field, bad path and wrong module output; seeding and initialisation; and
 
 from __future__ import annotations
 
-import json
 import pickle
-import subprocess
-import sys
-import textwrap
 from dataclasses import replace
 from collections.abc import Mapping
 from pathlib import Path
@@ -208,6 +204,7 @@ class TestExample3:
             for key, value in module(x).items():
                 assert torch.equal(value, clone(x)[key])
 
+    @pytest.mark.slow  # make test-all; make test compiles once, in test_materialize
     def test_torch_compile_fullgraph(self) -> None:
         module = ps.materialize(self.spec(True), {"observation": (4,)}, seed=0, check="off")
         compiled = torch.compile(module, fullgraph=True, backend="eager")
@@ -457,17 +454,6 @@ class TestSeedingAndInit:
         assert not torch.equal(a["blocks.y.net.linear.weight"], c["blocks.y.net.linear.weight"])
         assert not torch.equal(a["blocks.y.net.noise"], c["blocks.y.net.noise"])
 
-    def test_same_seed_in_another_process(self) -> None:
-        spec = model(kwargs={"hidden": [3]})
-        here = ps.materialize(spec, {"x": (2,)}, seed=11).state_dict()["blocks.y.net.layers.0.weight"]
-        there = run_child(f"""
-            import json, perceptspec as ps
-            spec = ps.TorchModel(in_keys="x", out_keys="y", module_factory="{FIXTURES}:Mlp", kwargs={{"hidden": [3]}})
-            w = ps.materialize(spec, {{"x": (2,)}}, seed=11).state_dict()["blocks.y.net.layers.0.weight"]
-            print(json.dumps(w.tolist()))
-        """)
-        assert torch.equal(here, torch.tensor(there))
-
     def test_seeding_leaves_the_global_rng_alone(self) -> None:
         spec = model(f"{FIXTURES}:NoisyInit", kwargs={"features": 5})
         state = torch.get_rng_state()
@@ -506,43 +492,3 @@ class TestSeedingAndInit:
 
 
 # --- the folds without torch -----------------------------------------------------------------------------------------
-
-def run_child(source: str, block_torch: bool = False) -> Any:
-    prelude = "import sys\nsys.modules['torch'] = None\n" if block_torch else ""
-    result = subprocess.run([sys.executable, "-W", "error", "-c", prelude + textwrap.dedent(source)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def test_declared_shapes_fold_where_torch_cannot_be_imported() -> None:
-    report = run_child(f"""
-        import json
-        import perceptspec as ps
-        spec = ps.Graph([
-            ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]),
-            ps.TorchModel(in_keys="h", out_keys="z", module_factory="{FIXTURES}:Mlp", kwargs={{"hidden": [6]}},
-                          out_shapes=[(6,)]),
-            ps.LinearOutput(in_keys="z", out_keys="y", output_units=2),
-        ], out_keys="y")
-        report = {{"shapes": {{k: list(v) for k, v in ps.infer_shapes(spec, {{"obs": (4,)}}).items()}},
-                   "yaml": ps.from_yaml(ps.to_yaml(spec)) == spec}}
-        for name, fold in (("count", ps.count_parameters), ("summary", ps.summary)):
-            try:
-                fold(spec, {{"obs": (4,)}})
-            except ImportError as e:
-                report[name] = str(e)
-        try:
-            ps.infer_shapes(ps.TorchModel(in_keys="h", out_keys="z", module_factory="{FIXTURES}:Mlp"), {{"h": (3,)}})
-        except ImportError as e:
-            report["infer"] = str(e)
-        report["torch"] = sorted(m for m in sys.modules if m.split(".")[0] == "torch" and sys.modules[m] is not None)
-        print(json.dumps(report))
-    """, block_torch=True)
-    assert report["shapes"] == {"obs": [4], "h": [8], "z": [6], "y": [2]}
-    assert report["yaml"] is True
-    assert "TorchModel(out_keys='z') ('tests.torch_model_fixtures:Mlp') needs torch to count its parameters" \
-        in report["count"]
-    assert "needs torch" in report["summary"]
-    assert "needs torch to infer its out_shapes (declare out_shapes to avoid this)" in report["infer"]
-    assert report["torch"] == []

@@ -1,12 +1,15 @@
-"""The `perceptspec` command line (issue #5), run as a user runs it: in a subprocess, from the repository root.
+"""The `perceptspec` command line (issue #5), from the repository root.
 
 Each command's output is checked, and every failure must be one line on stderr, without a traceback, with a
-non-zero exit status (1 for a failing command, 2 for a bad command line).
+non-zero exit status (1 for a failing command, 2 for a bad command line). The commands run in this process
+(`perceptspec.cli.main(argv)`, which is all the console script calls; issue #12); one smoke test runs the console
+script and `python -m perceptspec` as a user does, in subprocesses.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -23,9 +26,17 @@ INVENTORY = "perceptspec.examples.inventory_env:InventoryGridEnv"
 HAVE_DOT = shutil.which("dot") is not None
 
 
-def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-W", "error", "-m", "perceptspec", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+@pytest.fixture(autouse=True)
+def _from_the_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`perceptspec ARGS` in this process: its exit status and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["perceptspec", *map(str, args)], status, out.getvalue(), err.getvalue())
 
 
 def assert_fails(result: subprocess.CompletedProcess[str], status: int, *fragments: str) -> str:
@@ -156,34 +167,12 @@ class TestCheck:
                      "--env-kwargs", "expected a mapping")
 
     def test_traceback_on_request(self, tmp_path: Path) -> None:
-        result = run("check", tmp_path / "nope.yaml", "--env", "CartPole-v1", "--traceback")
-        assert result.returncode == 1 and "Traceback" in result.stderr
+        """With --traceback the error propagates (Python prints its traceback) instead of becoming one line."""
+        with pytest.raises(Exception, match="nope.yaml"):
+            main(["check", str(tmp_path / "nope.yaml"), "--env", "CartPole-v1", "--traceback"])
 
 
 class TestCommandLine:
-    def test_help_lists_the_commands_and_imports_no_torch(self) -> None:
-        source = """
-            import sys, json, contextlib, io
-            sys.modules["torch"] = None
-            sys.modules["gymnasium"] = None
-            from perceptspec.cli import main
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                status = main(["--help"])
-            sub = io.StringIO()
-            with contextlib.redirect_stdout(sub):
-                main(["render", "--help"])
-            print(json.dumps({"status": status, "help": out.getvalue(), "render": sub.getvalue()}))
-        """
-        result = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(source)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=60, check=False)
-        assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        assert report["status"] == 0
-        for command in ("summary", "render", "check", "demo"):
-            assert command in report["help"]
-        assert "module:Factory" in report["render"] and "InventoryGridEnv" in report["render"]
-
     def test_unknown_command(self) -> None:
         assert_fails(run("draw"), 2, "invalid choice: 'draw'")
 
@@ -192,18 +181,26 @@ class TestCommandLine:
         assert capsys.readouterr().err.startswith("perceptspec check: error: config file")
         assert main(["nonsense"]) == 2
 
-    def test_console_script(self, tmp_path: Path) -> None:
+    def test_console_script_and_python_m_as_a_user_runs_them(self, tmp_path: Path) -> None:
+        """The smoke test in real subprocesses (both at once): the installed console script, and `python -m`, whose
+        failure is one line on stderr with status 1 and no traceback."""
         script = Path(sys.executable).parent / "perceptspec"
         if not script.exists():
             pytest.skip("the console script is not installed in this environment (pip install -e . creates it)")
-        result = subprocess.run([str(script), "check", str(EXAMPLES / "cartpole.yaml"), "--env", "CartPole-v1"],
-                                capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("ok: ")
+        runs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for argv in ([str(script), "check", str(EXAMPLES / "cartpole.yaml"), "--env", "CartPole-v1"],
+                             [sys.executable, "-W", "error", "-m", "perceptspec", "summary",
+                              str(tmp_path / "nope.yaml"), "--env", "CartPole-v1"])]
+        (script_out, script_err), (module_out, module_err) = (p.communicate(timeout=300) for p in runs)
+        assert runs[0].returncode == 0, script_err
+        assert script_out.startswith("ok: ") and "value (1, 1)" in script_out
+        assert_fails(subprocess.CompletedProcess([], runs[1].returncode, module_out, module_err), 1,
+                     "perceptspec summary: error: config file", "nope.yaml", "not found")
 
     @pytest.mark.slow  # `make demo` runs it too
-    def test_demo(self, tmp_path: Path) -> None:
-        result = run("demo", "-o", tmp_path / "out", cwd=tmp_path)
+    def test_demo(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        result = run("demo", "-o", tmp_path / "out")
         assert result.returncode == 0, result.stderr
         suffixes = [".svg", ".png"] if HAVE_DOT else [".dot"]
         for example in ("example1_cartpole", "example2_complex", "example3_plain_cartpole", "example4_shared_complex"):

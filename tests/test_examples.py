@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -13,7 +14,7 @@ from gymnasium.utils.env_checker import check_env
 import perceptspec as ps
 from perceptspec.examples import complex as ex2
 from perceptspec.examples.cartpole import cartpole_critic, cartpole_policy
-from perceptspec.examples.demo import rollout
+from perceptspec.examples.demo import as_tensors, rollout
 from perceptspec.examples.inventory_env import InventoryGridEnv
 from tests.blockcheck import check_block
 
@@ -97,6 +98,32 @@ class TestComposedExamples:
             bias=ps.CategoricalBias([0.25] * 4))
         assert policy.blocks["action_use"] == ps.LinearOutput(
             in_keys="latent", out_keys="action_use", output_units=16, init=ps.NormC(0.01), bias=ps.BernoulliBias(0.1))
+
+
+# inductor imports torch.utils.mkldnn, whose class bodies call the deprecated torch.jit.script_method; that
+# DeprecationWarning comes from torch itself
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow  # inductor on four examples: minutes on a cold cache (make test-all)
+@pytest.mark.parametrize("name", ["cartpole.yaml", "complex.yaml", "plain_cartpole.yaml", "shared_complex.yaml"])
+def test_every_example_compiles_to_one_graph_that_trains(name: str) -> None:
+    """torch.compile(fullgraph=True) of each seed example's actor-critic computes what eager mode computes, and
+    the same gradients (issue #12: the compile of every example lives in make test-all)."""
+    torch._dynamo.reset()
+    env: gym.Env[Any, Any] = gym.make("CartPole-v1") if "cartpole" in name else InventoryGridEnv()
+    models = ps.compose(config(name), env.observation_space, env.action_space)
+    module = models.actor_critic
+    obs, _ = env.reset(seed=0)
+    inputs = {k: torch.stack([v, v + 0.5]) for k, v in as_tensors(obs, env.observation_space).items()}
+    compiled = torch.compile(module, fullgraph=True)
+    got, expected = compiled(inputs), module(inputs)
+    assert set(got) == set(expected)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5)
+    params = [p for p in module.parameters() if p.requires_grad]
+    loss_got = sum(v.float().square().mean() for v in got.values())
+    loss_expected = sum(v.float().square().mean() for v in expected.values())
+    for g, e in zip(torch.autograd.grad(loss_got, params), torch.autograd.grad(loss_expected, params)):
+        torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-5)
 
 
 def test_inventory_env_follows_the_gymnasium_api() -> None:

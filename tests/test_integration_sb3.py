@@ -7,7 +7,7 @@ own module.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +107,6 @@ SPACES = {
             {"observation": (3,)}),
     "dict": (DICT_OBS, gym.spaces.MultiDiscrete([3, 2]), {"doors": (5,), "flags": (3,), "pos": (2,), "room": (4,)}),
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_policy(obs_space: gym.Space[Any], act_space: gym.Space[Any], cfg: Mapping[str, Any] | None = None
@@ -329,6 +321,7 @@ def _mean_return(model: PPO) -> float:
     return float(np.mean(returns))
 
 
+@pytest.mark.slow  # training (make test-all)
 def test_short_ppo_training_raises_cartpole_returns() -> None:
     """8,192 steps of PPO with SB3's default settings (shorter rollouts): the seeded run goes from ~17 to ~480."""
     env = make_vec_env("CartPole-v1", n_envs=4, seed=0)

@@ -17,17 +17,13 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from pyrsistent import PMap
 from torch import nn
 
 import perceptspec as ps
 from perceptspec._spec._descriptor import Descriptor
 from tests.strategies import TINY_MODEL, Case, all_field_values, valid_cases
-
-CASES = settings(max_examples=100, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 IMMUTABLE = (tuple, PMap, str, int, float, bool, type(None), Descriptor)
 
@@ -41,7 +37,6 @@ def init_fields(value: Descriptor) -> list[str]:
     return [f.name for f in dataclasses.fields(value) if f.init]  # type: ignore[arg-type]  # a dataclass
 
 
-@CASES
 @given(valid_cases())
 def test_every_spec_value_rejects_assignment_and_deletion(case: Case) -> None:
     for value in descriptors_in(case.spec):
@@ -53,7 +48,6 @@ def test_every_spec_value_rejects_assignment_and_deletion(case: Case) -> None:
                     delattr(value, name)
 
 
-@CASES
 @given(valid_cases())
 def test_every_spec_value_holds_only_immutable_values(case: Case) -> None:
     for value in all_field_values(case.spec):
@@ -62,7 +56,6 @@ def test_every_spec_value_holds_only_immutable_values(case: Case) -> None:
         assert isinstance(graph.in_keys, tuple) and isinstance(graph.topological_order, tuple)
 
 
-@CASES
 @given(valid_cases())
 def test_in_place_changes_of_a_specs_collections_are_refused(case: Case) -> None:
     for value in all_field_values(case.spec):
@@ -92,7 +85,6 @@ def mutate_in_place(data: object) -> None:
         data["junk"] = ["junk"]
 
 
-@CASES
 @given(valid_cases())
 def test_a_spec_keeps_no_reference_to_the_lists_and_dicts_it_was_built_from(case: Case) -> None:
     """`from_dict` builds every descriptor from lists and dicts (as users write them): changing those afterwards
@@ -153,8 +145,6 @@ def test_regression_a_list_kept_through_a_union_field_can_change_the_spec() -> N
 
 # --- the materialized module ----------------------------------------------------------------------------------------
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(valid_cases())
 def test_a_module_keeps_its_spec_and_shapes_whatever_the_caller_changes(case: Case) -> None:
     shapes: dict[str, Any] = {k: list(s) for k, s in case.in_shapes.items()}  # lists, as a caller may pass them

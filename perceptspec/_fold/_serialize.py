@@ -17,7 +17,7 @@ import yaml
 
 from perceptspec._errors import SpecError
 from perceptspec._spec import Block, Graph
-from perceptspec._spec._descriptor import Descriptor, field_hints, descriptor_kind
+from perceptspec._spec._descriptor import Descriptor, descriptor_kind, field_hints, ordered_items
 
 
 def to_dict(spec: Descriptor) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _encode(value: object) -> Any:
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: _encode(v) for k, v in ordered_items(value)}
     return value
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import (Any, ClassVar, TypeVar, Union, dataclass_transform, get_args, get_origin, get_type_hints,
                     overload)
 
-from pyrsistent import pmap
+from pyrsistent import PMap, pmap
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from perceptspec._errors import SpecError
@@ -138,7 +138,8 @@ def as_code(value: object, indent: int = 0, column: int | None = None) -> str:
             lines.append(prefix + as_code(v, indent + 4, len(prefix)))
         return f"{type(value).__name__}(\n" + ",\n".join(lines) + f",\n{' ' * indent})"
     if isinstance(value, Mapping):
-        lines = [f"{inner}{k!r}: " + as_code(v, indent + 4, len(inner) + len(repr(k)) + 2) for k, v in value.items()]
+        lines = [f"{inner}{k!r}: " + as_code(v, indent + 4, len(inner) + len(repr(k)) + 2)
+                 for k, v in ordered_items(value)]
         return "{\n" + ",\n".join(lines) + f",\n{' ' * indent}}}"
     return flat
 
@@ -150,8 +151,15 @@ def _flat_code(value: object) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_flat_code(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_flat_code(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {_flat_code(v)}" for k, v in ordered_items(value)) + "}"
     return repr(value)
+
+
+def ordered_items(mapping: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+    """A mapping's items in an order that does not depend on the process: a pmap (which iterates in hash order,
+    so differently under each PYTHONHASHSEED) by key; any other mapping in its own order."""
+    items = list(mapping.items())
+    return sorted(items, key=lambda kv: repr(kv[0])) if isinstance(mapping, PMap) else items
 
 
 _hints: dict[type, dict[str, Any]] = {}
