@@ -20,7 +20,7 @@ import graphviz
 from perceptspec._errors import SpecError
 from perceptspec._fold._params import block_parameters
 from perceptspec._fold._render import FORMATS, Picture, parameters_text, write
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._spec import Block
 

@@ -159,8 +159,9 @@ class TestCompilePath:
         for key in spec.out_keys:
             torch.testing.assert_close(got[key], expected[key])
         params = list(module.parameters())
-        grads = torch.autograd.grad(sum(got[k].sum() for k in spec.out_keys), params)
-        for g, e in zip(grads, torch.autograd.grad(sum(expected[k].sum() for k in spec.out_keys), params)):
+        grads = torch.autograd.grad(torch.stack([got[k].sum() for k in spec.out_keys]).sum(), params)
+        expected_grads = torch.autograd.grad(torch.stack([expected[k].sum() for k in spec.out_keys]).sum(), params)
+        for g, e in zip(grads, expected_grads):
             torch.testing.assert_close(g, e)
 
     @pytest.mark.slow  # make test-all; make test compiles once, in test_materialize

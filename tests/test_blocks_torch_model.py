@@ -88,7 +88,7 @@ class TestFoldMatchesForward:
 
     def test_generated_forward_calls_the_wrapper(self) -> None:
         module = ps.materialize(linear(), {"x": (4,)}, seed=0)
-        assert "y = _b['y'](x)" in module.code
+        assert "y = _call(_b['y'], x)" in module.code
         assert list(module.state_dict()) == ["blocks.y.net.weight", "blocks.y.net.bias"]
 
 

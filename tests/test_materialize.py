@@ -172,18 +172,17 @@ class TestModuleAttributes:
         assert isinstance(module, torch.nn.Module)
         assert isinstance(module, ps.SpecModule)
 
-    def test_code_is_flat_one_line_per_layer(self) -> None:
+    def test_code_is_flat_one_call_per_block(self) -> None:
+        """Issue #13: one statement per block, calling its module (the block's one definition), in program
+        order; no loops."""
         module = ps.materialize(actor_critic(), AC_SHAPES, seed=0)
         code = module.code
-        n_linear = sum(isinstance(m, torch.nn.Linear) for m in module.modules())
-        assert n_linear == 5
-        assert sum("F.linear(" in line for line in code.splitlines()) == n_linear
-        assert code.count("F.linear(") == n_linear
+        calls = [line.strip() for line in code.splitlines() if "_call(" in line]
+        assert calls == ["z = _call(_b['latent']._modules['body'], obs)", "v_hidden = _call(_b['critic_body'], z)",
+                         "logits = _call(_b['policy'], z)", "value = _call(_b['critic'], v_hidden)"]
         tree = ast.parse(code)
         assert not any(isinstance(node, (ast.For, ast.While, ast.AsyncFor, ast.comprehension))
                        for node in ast.walk(tree))
-        # one line per non-linearity application too: Dense 8->6 tanh (2 layers) and Dense 5 tanh (1 layer)
-        assert code.count("torch.tanh(") == 3
 
 
 class TestInvalidArguments:
@@ -329,7 +328,7 @@ class TestCopiesAndTransforms:
         module = ps.materialize(actor_critic(), AC_SHAPES, seed=0)
         inputs = random_inputs(AC_SHAPES)
         inputs["obs"].requires_grad_(True)
-        module(inputs)["value"].sum().backward()
+        torch.autograd.backward(module(inputs)["value"].sum())
         assert inputs["obs"].grad is not None
         assert inputs["obs"].grad.abs().sum() > 0
 

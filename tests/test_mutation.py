@@ -217,6 +217,6 @@ def test_loading_weights_or_training_leaves_the_spec_alone() -> None:
     before = ps.to_yaml(spec)
     module = ps.materialize(spec, {"x": (4,)}, seed=0)
     module.load_state_dict(ps.materialize(spec, {"x": (4,)}, seed=1).state_dict())
-    module({"x": torch.ones(2, 4)})["y"].sum().backward()
+    torch.autograd.backward(module({"x": torch.ones(2, 4)})["y"].sum())
     torch.optim.SGD(module.parameters(), lr=0.1).step()
     assert ps.to_yaml(module.spec) == before and module.spec == spec

@@ -35,7 +35,7 @@ def good(batch: tuple[int, ...] = (5,)) -> dict[str, torch.Tensor]:
 def outcome(module: SpecModule, inputs: object) -> Exception | None:
     """What calling `module(inputs)` raised, or None."""
     try:
-        module(inputs)
+        module(inputs)  # type: ignore[arg-type]  # deliberately anything
     except Exception as e:  # noqa: BLE001  (which error it is is what the tests look at)
         return e
     return None
@@ -84,12 +84,12 @@ class TestBadInputs:
         make_inputs, parts = BAD_INPUTS[case]
         module = make(check)
         with pytest.raises(ps.SignatureError, match=all_of(*parts)) as info:
-            module(make_inputs())
+            module(make_inputs())  # type: ignore[arg-type]  # deliberately anything
         assert isinstance(info.value, ps.PerceptSpecError)
 
     def test_not_a_dict_names_the_expected_keys(self) -> None:
         with pytest.raises(ps.SignatureError, match=all_of("'a'", "'b'")):
-            make()([torch.randn(5, 4), torch.randn(5, 2, 3)])
+            make()([torch.randn(5, 4), torch.randn(5, 2, 3)])  # type: ignore[arg-type]  # deliberately wrong
 
     def test_missing_and_wrong_names_the_missing_key(self) -> None:
         with pytest.raises(ps.SignatureError, match="'b'"):
@@ -97,7 +97,7 @@ class TestBadInputs:
 
     def test_non_str_key(self) -> None:
         with pytest.raises(ps.SignatureError, match=all_of("expected", "str", "got", "int")):
-            make()({"a": torch.randn(5, 4), "b": torch.randn(5, 2, 3), 0: torch.randn(5)})
+            make()({"a": torch.randn(5, 4), "b": torch.randn(5, 2, 3), 0: torch.randn(5)})  # type: ignore[dict-item]
 
     def test_zero_dim_tensor(self) -> None:
         with pytest.raises(ps.SignatureError, match=all_of("'a'", "expected", "(*batch, 4)", "got", "()")):

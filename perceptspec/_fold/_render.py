@@ -23,7 +23,8 @@ import graphviz
 from perceptspec._errors import SpecError
 from perceptspec._fold._params import block_parameters
 from perceptspec._fold._program import Eqn
-from perceptspec._fold._rules import Shape, label_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._fold._summary import shape_text, share_text
 from perceptspec._spec import Block

@@ -2,50 +2,20 @@
 
 Each fold owns one table: `shape_rules` (input shapes -> output shapes), `param_rules` (input shapes -> number of
 parameters) and `label_rules` (a short human label for summaries and drawings). A block kind registers one rule
-per table, next to each other in `perceptspec/_fold/rules/`. The spec layer imports none of this.
+per table, next to each other in `perceptspec/_fold/rules/` (`RuleTable` itself lives in `perceptspec._core`).
+The spec layer imports none of this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-Shape = tuple[int, ...]
+from perceptspec._core import RuleTable, Shape
 
 ShapeRule = Callable[[Any, tuple[Shape, ...]], tuple[Shape, ...]]
 ParamRule = Callable[[Any, tuple[Shape, ...]], int]
 LabelRule = Callable[[Any, tuple[Shape, ...]], str]
-
-R = TypeVar("R")
-
-
-class RuleTable(Generic[R]):
-    """Rules of one fold keyed by block class; a subclass of a registered kind uses its base's rule."""
-
-    def __init__(self, fold: str) -> None:
-        self.fold = fold
-        self._rules: dict[type, R] = {}
-
-    def register(self, *kinds: type) -> Callable[[R], R]:
-        def add(rule: R) -> R:
-            for kind in kinds:
-                if kind in self._rules:
-                    raise TypeError(f"a {self.fold} rule for '{kind.__name__}' is already registered")
-                self._rules[kind] = rule
-            return rule
-        return add
-
-    def get(self, kind: type) -> R | None:
-        for base in kind.__mro__:
-            if base in self._rules:
-                return self._rules[base]
-        return None
-
-    def lookup(self, kind: type) -> R:
-        rule = self.get(kind)
-        if rule is not None:
-            return rule
-        raise NotImplementedError(f"no {self.fold} rule is registered for block kind '{kind.__name__}'")
 
 
 shape_rules: RuleTable[ShapeRule] = RuleTable("shape")

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from perceptspec._errors import ShapeError
 from perceptspec._fold import rules as _rules  # noqa: F401  (registers every kind's rules)
 from perceptspec._fold._program import Eqn, Program, lower
-from perceptspec._fold._rules import Mismatch, Shape, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import Mismatch, shape_rules
 from perceptspec._spec import Block
 
 ShapeItems = tuple[tuple[str, Shape], ...]

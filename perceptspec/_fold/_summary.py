@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from perceptspec._fold._params import block_parameters
 from perceptspec._fold._program import Eqn, Program
-from perceptspec._fold._rules import Shape, label_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import trace
 from perceptspec._spec import Block
 

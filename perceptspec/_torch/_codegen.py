@@ -1,7 +1,9 @@
-"""Spec -> Python source of a flat `forward`, one statement per operation (like torch.fx's codegen).
+"""Spec -> Python source of a flat `forward`, one statement per block (like torch.fx's codegen of `call_module`).
 
-Pure string work: which ops each block becomes comes from `emit_rules`; turning the source into a function is
-`compile_forward`'s job, which registers it with linecache so tracebacks and debuggers show the generated lines.
+Each statement calls the block's module (through `call`, `perceptspec._torch._call`): the module's `forward` is the
+block's one definition, and the generated code only wires keys to modules, as `_walk.walk` does step by step.
+Pure string work; turning the source into a function is `compile_forward`'s job, which registers it with
+linecache so tracebacks and debuggers show the generated lines.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Any
 
 from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import Trace
-from perceptspec._torch._tables import Site, call_module, emit_rules
 
-_RESERVED = {"self", "inputs", "torch", "F", "_b", "_check", *dir(builtins)}
+_RESERVED = {"self", "inputs", "named", "_b", "_call", "_check", "_named", *dir(builtins)}
 _counter = itertools.count()
 
 
@@ -47,10 +48,11 @@ def module_expression(path: str) -> str:
 
 
 def forward_source(t: Trace, check: str) -> str:
-    """The source of `forward(self, inputs)` for the traced program; `check` is 'always', 'first' or 'off'."""
+    """The source of `forward(self, inputs=None, /, **named)` for the traced program (the inputs as one dict, or as
+    keyword arguments); `check` is 'always', 'first' or 'off'."""
     names = Namespace()
     var = {v: names.create(v) for v in t.program.inputs}
-    lines = ["def forward(self, inputs):"]
+    lines = ["def forward(self, inputs=None, /, **named):", "    if named:", "        inputs = _named(inputs, named)"]
     if check == "always":
         lines.append("    _check(self, inputs)")
     elif check == "first":
@@ -58,14 +60,12 @@ def forward_source(t: Trace, check: str) -> str:
     lines += [f"    {var[k]} = inputs[{k!r}]" for k in t.program.inputs]
     lines.append("    _b = self._modules['blocks']._modules")
     for eqn in t.program.eqns:
+        ins = ", ".join(var[v] for v in eqn.ins)
         var.update((v, names.create(v)) for v in eqn.outs)
-        site = Site(module_expression(eqn.path), tuple(var[v] for v in eqn.ins), tuple(var[v] for v in eqn.outs),
-                    names.create, t.ins(eqn), t.outs(eqn))
-        rule = emit_rules.get(type(eqn.block)) or call_module
         comment = f"{eqn.path}: {label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))}"
         # escape control characters: a (loaded) block name must not end the comment and become code
         lines.append("    # " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in comment))
-        lines += [f"    {line}" for line in rule(eqn.block, site)]
+        lines.append(f"    {', '.join(var[v] for v in eqn.outs)} = _call({module_expression(eqn.path)}, {ins})")
     outputs = ", ".join(f"{k!r}: {var[k]}" for k in t.program.outputs)  # top-level outputs keep their keys
     lines.append(f"    return {{{outputs}}}")
     return "\n".join(lines) + "\n"

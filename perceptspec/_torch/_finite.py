@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from perceptspec._errors import NonFiniteError
-from perceptspec._fold._shapes import trace
+from perceptspec._torch._signature import named_inputs
+from perceptspec._torch._walk import walk
 
 if TYPE_CHECKING:
     from perceptspec._torch._module import SpecModule
+
 
 Forward = Callable[[Any, Any], dict[str, torch.Tensor]]
 
@@ -34,7 +36,9 @@ def is_finite(x: torch.Tensor) -> bool:
 def finite_forward(forward: Forward) -> Forward:
     """`forward` with its inputs and outputs checked for NaN and inf."""
 
-    def checked_forward(self: SpecModule, inputs: Any) -> dict[str, torch.Tensor]:
+    def checked_forward(self: SpecModule, inputs: Any = None, /, **named: torch.Tensor) -> dict[str, torch.Tensor]:
+        if named:
+            inputs = named_inputs(inputs, named)
         if isinstance(inputs, Mapping):
             for key, _, _ in self.signature:
                 x = inputs.get(key)
@@ -51,12 +55,8 @@ def finite_forward(forward: Forward) -> Forward:
 def first_non_finite(module: SpecModule, inputs: Mapping[str, torch.Tensor],
                      outputs: Mapping[str, torch.Tensor]) -> NonFiniteError:
     """The error naming the first block whose outputs are not finite although its inputs are."""
-    program = trace(module.spec, module.in_shapes).program
-    env = dict(inputs)
     with torch.no_grad():
-        for eqn in program.eqns:
-            result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
-            env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
+        for eqn, env in walk(module, inputs):
             bad = next((k for k in eqn.outs if not is_finite(env[k])), None)
             if bad is not None:
                 return NonFiniteError(f"computed {count_text(env[bad])} from finite inputs", key=bad,

@@ -1,27 +1,34 @@
-"""The interpreter: a spec becomes an `nn.Module` with a generated, flat, checked `forward`."""
+"""The interpreter: a spec becomes an `nn.Module` with a generated, flat, checked `forward`.
+
+Every materialized spec is a `SpecModule` (one class: `torch.func.stack_module_state` and friends need that); what
+differs between specs is the block modules under `blocks` and the generated `forward`, bound to the instance (so a
+call costs no frame more than a hand-written module's), which calls the block modules in the program's order.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's torch rules)
+from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's build rule)
+from perceptspec._core import Shape
 from perceptspec._errors import SpecError
 from perceptspec._fold._program import input_roles
-from perceptspec._fold._rules import Shape
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._spec import Block
+from perceptspec._torch._call import call
 from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
-from perceptspec._torch._signature import check_inputs
+from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
+from perceptspec._torch._walk import walk
 
 CHECK_MODES = ("always", "first", "off")
 
@@ -64,14 +71,22 @@ class SpecModule(nn.Module):
     """A materialized spec. `forward(dict[str, Tensor]) -> dict[str, Tensor]` returns exactly the spec's out keys.
 
     Parameters live in `blocks`, one submodule per block, nested like the spec's graphs, so `state_dict` keys read
-    `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`).
+    `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`); it
+    calls every block module as torch would (hooks, parametrizations and replaced modules are honoured).
     """
 
     code: str
 
+    if TYPE_CHECKING:
+        def __call__(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
+                     **named: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
     def __init__(self, spec: Block, t: Trace, blocks: BlockModules, check: str, allow_extra_keys: bool,
-                 check_finite: bool = False) -> None:
+                 check_finite: bool, source: str, flat_forward: Callable[..., dict[str, torch.Tensor]]) -> None:
         super().__init__()
+        self.code = source
+        # the generated forward, bound to this module: nn.Module.__call__ finds it before the class's `forward`
+        self.forward = types.MethodType(flat_forward, self)  # type: ignore[method-assign]
         # read-only (properties below): pickling rebuilds the module from them, so they stay what it was built for
         self._spec = spec
         self._in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
@@ -87,6 +102,14 @@ class SpecModule(nn.Module):
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         self._probe: tuple[nn.Module, str] | None = next(
             ((m, name) for m in self.modules() for name in m._parameters), None)
+
+    def forward(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
+                **named: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The spec's outputs from its inputs: one dict (`module(obs)`), or keyword arguments (`module(**obs)`, which
+        is how `torch.onnx.export` passes a dict given as the last of its `args`). Each instance runs its generated
+        forward (`code`), bound in `__init__`; this method only documents it."""
+        forward: Callable[..., dict[str, torch.Tensor]] = self.__dict__["forward"]
+        return forward(inputs, **named)
 
     @property
     def spec(self) -> Block:
@@ -104,8 +127,13 @@ class SpecModule(nn.Module):
         return self._out_shapes
 
     def probe_parameter(self) -> torch.Tensor | None:
-        """The first parameter as it is now: inputs must share its dtype and device (None: no parameters)."""
-        return None if self._probe is None else self._probe[0]._parameters[self._probe[1]]
+        """The first parameter as it is now: inputs must share its dtype and device (None: no parameters). Read as
+        the module reads it (a parametrization's value, a tensor `to_module` or `functional_call` put there)."""
+        if self._probe is None:
+            return None
+        owner, name = self._probe
+        value = owner._parameters.get(name)
+        return value if value is not None else getattr(owner, name, None)
 
     def block_module(self, path: str) -> nn.Module:
         """The module of the block at `path` ('latent.dense')."""
@@ -178,13 +206,9 @@ def assemble(t: Trace, blocks: BlockModules, check: str, *, allow_extra_keys: bo
     """The module running program `t` over existing block modules (shared, not copied: the composer's
     actor-critic reuses the policy's and the critic's)."""
     source = forward_source(t, check)
-    forward = compile_forward(source, {"torch": torch, "F": F, "_check": check_inputs})
-    spec = t.program.spec
-    cls = type(f"Materialized{type(spec).__name__}", (SpecModule,), {
-        "forward": finite_forward(forward) if check_finite else forward, "code": source, "__module__": __name__})
-    module = cls(spec, t, blocks, check, allow_extra_keys, check_finite)
-    assert isinstance(module, SpecModule)
-    return module
+    forward = compile_forward(source, {"_call": call, "_check": check_inputs, "_named": named_inputs})
+    return SpecModule(t.program.spec, t, blocks, check, allow_extra_keys, check_finite, source,
+                      finite_forward(forward) if check_finite else forward)
 
 
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
@@ -205,13 +229,8 @@ def block_generator(seed: int, path: str) -> torch.Generator:
 
 
 def run_reference(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The slow reference interpreter: walk the program, calling each block's eager module.
-
-    The generated forward must agree with it; tests compare the two.
-    """
-    program = trace(module.spec, module.in_shapes).program
-    env = dict(inputs)
-    for eqn in program.eqns:
-        result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
-        env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
-    return {k: env[k] for k in program.outputs}
+    """The reference interpreter: the program walked step by step (`walk`); the generated forward must agree."""
+    env: dict[str, torch.Tensor] = dict(inputs)
+    for _, env in walk(module, inputs):
+        pass
+    return {k: env[k] for k in trace(module.spec, module.in_shapes).program.outputs}

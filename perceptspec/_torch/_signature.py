@@ -14,10 +14,18 @@ import torch
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from perceptspec._errors import SignatureError
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 
 if TYPE_CHECKING:
     from perceptspec._torch._module import SpecModule
+
+
+def named_inputs(inputs: object, named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inputs given as keyword arguments (`module(**obs)`); a `SignatureError` if a dict came as well."""
+    if inputs is not None:
+        raise SignatureError(None, "the inputs as one dict or as keyword arguments",
+                             f"both (a {type(inputs).__qualname__} and keywords {sorted(named)})")
+    return named
 
 
 def check_inputs(module: SpecModule, inputs: object) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from perceptspec._fold._rules import Mismatch, Shape, label_rules, param_rules, require_rank, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import Mismatch, label_rules, param_rules, require_rank, shape_rules
 from perceptspec._spec import MultiHeadAttention, SelfAttentionConv, SelfAttentionSeq
 
 #: the learned output scale every attention block has (Maze's `gamma`)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from perceptspec._fold._rules import (Mismatch, Shape, arrow, label_rules, linear_params, param_rules, require_rank,
+from perceptspec._core import Shape
+from perceptspec._fold._rules import (Mismatch, arrow, label_rules, linear_params, param_rules, require_rank,
                                       shape_rules)
 from perceptspec._spec import FlattenDense, StridedConv, StridedConvDense, VGGConv, VGGConvDense, VGGConvGAP
 from perceptspec._spec._conv import VGG_KERNEL, ConvLayer, StridedConvFields

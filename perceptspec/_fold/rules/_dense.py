@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from perceptspec._fold._rules import Shape, arrow, label_rules, linear_params, param_rules, require_rank, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import arrow, label_rules, linear_params, param_rules, require_rank, shape_rules
 from perceptspec._spec import ConstantBias, Dense, LinearOutput
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from perceptspec._fold._rules import Mismatch, Shape, arrow, label_rules, param_rules, require_rank, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import Mismatch, arrow, label_rules, param_rules, require_rank, shape_rules
 from perceptspec._spec import GraphAttention, GraphConv
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from perceptspec._fold._rules import Shape, label_rules, linear_params, param_rules, require_rank, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import label_rules, linear_params, param_rules, require_rank, shape_rules
 from perceptspec._spec import GRU, LSTM, GRULastStep, LSTMLastStep
 from perceptspec._spec._recurrent import Recurrent
 

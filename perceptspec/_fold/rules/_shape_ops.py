@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from perceptspec._fold._rules import Mismatch, Shape, label_rules, param_rules, require_rank, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import Mismatch, label_rules, param_rules, require_rank, shape_rules
 from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
                                MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
 from perceptspec._spec._shape_ops import as_ints, registered_function

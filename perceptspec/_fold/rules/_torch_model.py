@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from perceptspec._errors import SpecError
-from perceptspec._fold._rules import Mismatch, Shape, label_rules, param_rules, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import Mismatch, label_rules, param_rules, shape_rules
 from perceptspec._spec import TorchModel
 from perceptspec._spec._torch_model import IN_SHAPES_ARGUMENT, as_dims
 

@@ -1,4 +1,4 @@
-"""Importing this package registers every block kind's torch rules (build, emit).
+"""Importing this package registers every block kind's build rules.
 
 Each module here holds the rules of one block family; all of them are imported, so a new family is one new file.
 """

@@ -1,7 +1,6 @@
 """Build rules of the attention blocks: SelfAttentionSeq, MultiHeadAttention and SelfAttentionConv.
 
-No emit rules: one attention is dozens of kernels, so the module call costs little next to it. Modules and
-parameters are named as in Maze (`self_attn`, `query_conv`, `key_conv`, `value_conv`, `gamma`), so state dicts
+Modules and parameters are named as in Maze (`self_attn`, `query_conv`, `key_conv`, `value_conv`, `gamma`), so state dicts
 line up with Maze's blocks.
 """
 
@@ -10,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from perceptspec._fold._rules import Shape, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import shape_rules
 from perceptspec._fold.rules._attention import sequence_parts
 from perceptspec._spec import Initializer, MultiHeadAttention, SelfAttentionConv, SelfAttentionSeq, TorchDefault
 from perceptspec._torch._init import initialise

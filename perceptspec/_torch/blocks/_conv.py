@@ -1,18 +1,21 @@
-"""Build and emit rules of the convolution blocks: VGGConv, VGGConvDense, VGGConvGAP, FlattenDense, StridedConv and
+"""Build rules of the convolution blocks: VGGConv, VGGConvDense, VGGConvGAP, FlattenDense, StridedConv and
 StridedConvDense.
 
-Every kind is one `ConvStack`: a stack of layers applied to the trailing (channels, *spatial) dims with any leading
-dims folded into one batch dim (torch's convolutions take exactly one), then a head (flatten, global average pool or
-nothing) and an optional Dense part built and emitted by Dense's own rules. The layers come from a plan, a list of
-ops that both the build rule and the emit rule read, so the generated lines address exactly the built layers.
+Every kind is one `ConvStack`: a stack of layers (an `nn.Sequential`, built from a plan of ops) applied to the
+trailing (channels, *spatial) dims with any leading dims folded into one batch dim (torch's convolutions take exactly
+one), then a head (flatten, global average pool or nothing) and an optional Dense part built by Dense's own rule.
 
-The generated forward computes what the eager modules compute, faster (benchmarks/RESULTS.md):
+`ConvStack.forward` is the blocks' one definition. Where nothing could observe the difference (no hook on any layer
+of the stack, every ReLU and max-pool the plain torch module it was built as), it computes the stack faster than
+calling the layers in turn would (benchmarks/RESULTS.md), with the same values:
 - 2-D stacks run in channels-last memory format (the input is copied once; the head's flatten restores the
   (C, H, W) order). oneDNN's convolutions then need no reorder to and from their blocked layout, and max-pool
   vectorises over channels: about 2x faster on CPU for the seed's VGG screen embedding.
-- ReLU is applied in place to the layer output it follows (see IN_PLACE_NON_LIN_CALLS).
-- A ReLU followed by a max-pool is emitted as max-pool then ReLU (they commute exactly, ties included, and the
+- ReLU is applied in place to the output of the layer before it (a convolution, batch norm or max-pool: a fresh
+  tensor that no backward formula saves, so autograd stays exact): one allocation and one pass less per layer.
+- A ReLU followed by a max-pool is applied after the max-pool (they commute exactly, ties included, and the
   gradient reaches the same elements), so the ReLU touches a quarter of the elements.
+Otherwise (a hook, a replaced layer) the layers are called in turn, as `nn.Sequential` calls them.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 from perceptspec._fold.rules._conv import flatten_dense_features, strided_conv_shape, vgg_shape
 from perceptspec._spec import (Dense, FlattenDense, Initializer, StridedConv, StridedConvDense, VGGConv, VGGConvDense,
                                VGGConvGAP)
 from perceptspec._spec._conv import VGG_KERNEL, VGG_PADDING, ConvLayer, StridedConvFields
+from perceptspec._torch._call import call, call_in_turn, hooked
 from perceptspec._torch._init import initialise
-from perceptspec._torch._non_lin import NON_LIN_CALLS, NON_LIN_MODULES
-from perceptspec._torch._tables import Site, emit_rules, torch_builders
+from perceptspec._torch._non_lin import NON_LIN_MODULES
+from perceptspec._torch._tables import torch_builders
 
 
 class ConvStack(nn.Module):
@@ -46,11 +50,43 @@ class ConvStack(nn.Module):
         self.conv = conv
         self.head = head
         self.dense = dense
+        # 2-D convolutions run channels-last (see the module docstring)
+        self.channels_last = rank == 3 and len(conv) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y: torch.Tensor = self.conv(x.reshape(-1, *x.shape[-self.rank:]))
-        out: torch.Tensor = self.dense(self.head(y.reshape(x.shape[:-self.rank] + y.shape[1:])))
+        rank = self.rank
+        layers: list[nn.Module] = list(self.conv._modules.values())
+        fused = not any(hooked(layer) for layer in layers)
+        h = x.reshape(-1, *x.shape[-rank:])
+        if fused and self.channels_last:  # .contiguous(memory_format=channels_last), which torch.func.vmap refuses
+            h = h.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        h = _fused_layers(layers, h) if fused else call_in_turn(layers, h)
+        y = call(self.head, h.reshape(x.shape[:-rank] + h.shape[1:]))
+        if fused and self.channels_last and type(self.head) is nn.Identity:
+            y = y.contiguous()  # a spatial output is handed on in the usual layout
+        out: torch.Tensor = call(self.dense, y)
         return out
+
+
+def _fused_layers(layers: list[nn.Module], h: torch.Tensor) -> torch.Tensor:
+    """The values `call_in_turn` computes, when no layer is hooked: a ReLU after a max-pool that follows it, and in place
+    on the output of a convolution, batch norm or max-pool as torch built them (fresh tensors no backward saves)."""
+    i, n, fresh = 0, len(layers), False
+    while i < n:
+        layer = layers[i]
+        if type(layer) is nn.ReLU:
+            if i + 1 < n and type(layers[i + 1]) is nn.MaxPool2d:
+                h, fresh, i = call(layers[i + 1], h), True, i + 1
+            h = torch.relu_(h) if fresh else torch.relu(h)
+        else:
+            h = call(layer, h)
+        fresh = type(layer) in _FRESH_OUTPUTS
+        i += 1
+    return h
+
+
+#: layers whose output is a new tensor that their backward does not save: a ReLU may overwrite it
+_FRESH_OUTPUTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm2d, nn.MaxPool2d)
 
 
 class SpatialMean(nn.Module):
@@ -64,21 +100,11 @@ class SpatialMean(nn.Module):
         return x.mean(self.dims)
 
 
-# In place, ReLU saves an allocation and a pass over memory per layer. It is applied to a convolution's, batch
-# norm's or max-pool's output: a fresh tensor (not a view) that no backward formula saves (they keep their inputs;
-# ReLU's backward reads its own result), so autograd stays exact and cheap. Not used after F.linear, whose output on
-# inputs with more than one leading dim is a view: in place there, the backward gets an AsStrided copy (slower).
-# tanh_, sigmoid_, elu_ and leaky_relu_ would be as exact; they keep their out-of-place calls (as Dense does, and
-# tests/test_materialize.py pins `torch.tanh(`).
-IN_PLACE_NON_LIN_CALLS: dict[str, str] = {**NON_LIN_CALLS, "relu": "torch.relu_({})"}
-
-
-# --- the ops of a plan: each builds one layer of the `conv` Sequential and emits the lines that apply it ----------
+# --- the ops of a plan: each builds one layer of the `conv` Sequential ---------------------------------------------
 
 class _Op(Protocol):
     def channels(self, c_in: int) -> int: ...
     def build(self, c_in: int, init: Initializer, generator: torch.Generator | None) -> nn.Module: ...
-    def emit(self, h: str, layers: Site, index: str) -> list[str]: ...
 
 
 # Any: torch annotates each class's sizes with its own fixed-length tuple type; ours are checked by the spec
@@ -102,18 +128,6 @@ class _Conv:
         initialise(init, conv.weight, conv.bias, generator)
         return conv
 
-    def emit(self, h: str, layers: Site, index: str) -> list[str]:
-        layer, p = self.layer, layers.fresh("p")
-        conv = f"F.conv{len(layer.kernel)}d"
-        if self.padding_mode == "zeros":
-            call = f"{conv}({h}, {p}['weight'], {p}['bias'], {layer.stride}, {layer.padding}, {layer.dilation})"
-        else:  # what nn.ConvNd does for these modes: pad first (last dim first, both sides), then convolve unpadded
-            pad = tuple(q for q in reversed(layer.padding) for _ in range(2))
-            zero = (0,) * len(layer.kernel)
-            call = (f"{conv}(F.pad({h}, {pad}, mode={self.padding_mode!r}), {p}['weight'], {p}['bias'], "
-                    f"{layer.stride}, {zero}, {layer.dilation})")
-        return [f"{p} = {layers.params(index)}", f"{h} = {call}"]
-
 
 @dataclasses.dataclass(frozen=True)
 class _BatchNorm:
@@ -122,10 +136,6 @@ class _BatchNorm:
 
     def build(self, c_in: int, init: Initializer, generator: torch.Generator | None) -> nn.Module:
         return nn.BatchNorm2d(c_in)
-
-    def emit(self, h: str, layers: Site, index: str) -> list[str]:
-        # called as its module: it reads `training` and updates the running statistics exactly as in eager mode
-        return [f"{h} = {layers.module}._modules[{index!r}]({h})"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,10 +148,6 @@ class _NonLin:
     def build(self, c_in: int, init: Initializer, generator: torch.Generator | None) -> nn.Module:
         return NON_LIN_MODULES[self.non_lin]()
 
-    def emit(self, h: str, layers: Site, index: str) -> list[str]:
-        # in place: `h` is always the output of the layer before (a convolution, batch norm or max-pool)
-        return [] if self.non_lin == "identity" else [f"{h} = {IN_PLACE_NON_LIN_CALLS[self.non_lin].format(h)}"]
-
 
 @dataclasses.dataclass(frozen=True)
 class _MaxPool:
@@ -150,9 +156,6 @@ class _MaxPool:
 
     def build(self, c_in: int, init: Initializer, generator: torch.Generator | None) -> nn.Module:
         return nn.MaxPool2d(kernel_size=2, stride=2)
-
-    def emit(self, h: str, layers: Site, index: str) -> list[str]:
-        return [f"{h} = F.max_pool2d({h}, 2, 2)"]
 
 
 def _vgg_plan(channels: Sequence[int], non_lin: str, batch_norm: bool) -> list[_Op]:
@@ -170,7 +173,7 @@ def _strided_plan(block: StridedConvFields) -> list[_Op]:
     return [op for layer in block.conv_layers() for op in (_Conv(layer, block.padding_mode), _NonLin(block.non_lin))]
 
 
-# --- shared build and emit ----------------------------------------------------------------------------------------
+# --- shared build ----------------------------------------------------------------------------------------------
 
 def _dense_part(units: Sequence[int], non_lin: str) -> Dense | None:
     return Dense(in_keys="x", out_keys="y", hidden_units=units, non_lin=non_lin) if units else None
@@ -188,42 +191,6 @@ def _build(plan: list[_Op], x: Shape, rank: int, head: nn.Module, dense: Dense |
     return ConvStack(rank, nn.Sequential(*layers), head, dense_module)
 
 
-def _emit(plan: list[_Op], rank: int, head: str, dense: Dense | None, site: Site) -> list[str]:
-    """Lines applying `plan` to the folded input, restoring the leading dims, then `head` (a format string over
-    one argument) and the Dense part."""
-    x, h = site.ins[0], site.fresh("h")
-    layers = Site(f"{site.module}._modules['conv']", site.ins, site.outs, site.fresh)
-    folded = f"{x}.reshape(-1, *{x}.shape[-{rank}:])"
-    channels_last = bool(plan) and rank == 3  # 2-D convolutions (see the module docstring)
-    if channels_last:  # the same as .contiguous(memory_format=torch.channels_last), which torch.func.vmap refuses
-        folded += ".permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last"
-    lines = [f"{h} = {folded}"]
-    for index, op in _relu_after_pool(plan):
-        lines += op.emit(h, layers, str(index))
-    restored = head.format(f"{h}.reshape({x}.shape[:-{rank}] + {h}.shape[1:])")
-    if channels_last and head == "{}":  # a spatial output is handed on contiguous, as the eager module's
-        restored += ".contiguous()"
-    if dense is None:
-        return lines + [f"{site.outs[0]} = {restored}"]
-    z = site.fresh("z")
-    dense_site = Site(f"{site.module}._modules['dense']", (z,), site.outs, site.fresh)
-    return lines + [f"{z} = {restored}"] + emit_rules.lookup(Dense)(dense, dense_site)
-
-
-def _relu_after_pool(plan: list[_Op]) -> list[tuple[int, _Op]]:
-    """The plan's ops with their layer indices, each ReLU that a max-pool follows moved after that max-pool."""
-    ops = list(enumerate(plan))
-    for i in range(len(ops) - 1):
-        if ops[i][1] == _NonLin("relu") and isinstance(ops[i + 1][1], _MaxPool):
-            ops[i], ops[i + 1] = ops[i + 1], ops[i]
-    return ops
-
-
-def _flatten_line(dims: int) -> str:
-    """The emitted form of the head `nn.Flatten(-dims, -1)`."""
-    return f"{{}}.flatten(-{dims})"
-
-
 # --- VGG ----------------------------------------------------------------------------------------------------------
 
 @torch_builders.register(VGGConv)
@@ -232,10 +199,6 @@ def _vgg_conv_build_rule(block: VGGConv, ins: tuple[Shape, ...], init: Initializ
     plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm)
     return _build(plan, ins[0], 3, nn.Identity(), None, 0, init, generator)
 
-
-@emit_rules.register(VGGConv)
-def _vgg_conv_emit_rule(block: VGGConv, site: Site) -> list[str]:
-    return _emit(_vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm), 3, "{}", None, site)
 
 
 @torch_builders.register(VGGConvDense)
@@ -247,11 +210,6 @@ def _vgg_conv_dense_build_rule(block: VGGConvDense, ins: tuple[Shape, ...], init
     return _build(plan, ins[0], 3, nn.Flatten(-3, -1), dense, features, init, generator)
 
 
-@emit_rules.register(VGGConvDense)
-def _vgg_conv_dense_emit_rule(block: VGGConvDense, site: Site) -> list[str]:
-    plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm_conv)
-    return _emit(plan, 3, _flatten_line(3), _dense_part(block.hidden_units, block.non_lin), site)
-
 
 @torch_builders.register(VGGConvGAP)
 def _vgg_conv_gap_build_rule(block: VGGConvGAP, ins: tuple[Shape, ...], init: Initializer,
@@ -259,11 +217,6 @@ def _vgg_conv_gap_build_rule(block: VGGConvGAP, ins: tuple[Shape, ...], init: In
     plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm)
     return _build(plan, ins[0], 3, SpatialMean(2), None, 0, init, generator)
 
-
-@emit_rules.register(VGGConvGAP)
-def _vgg_conv_gap_emit_rule(block: VGGConvGAP, site: Site) -> list[str]:
-    plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm)
-    return _emit(plan, 3, "{}.mean((-2, -1))", None, site)
 
 
 # --- FlattenDense -------------------------------------------------------------------------------------------------
@@ -276,16 +229,6 @@ def _flatten_dense_build_rule(block: FlattenDense, ins: tuple[Shape, ...], init:
     return _build([], ins[0], n, nn.Flatten(-n, -1), dense, flatten_dense_features(block, ins[0]), init, generator)
 
 
-@emit_rules.register(FlattenDense)
-def _flatten_dense_emit_rule(block: FlattenDense, site: Site) -> list[str]:
-    # no layers to fold the leading dims for: flatten in place, then Dense's lines
-    dense = _dense_part(block.hidden_units, block.non_lin)
-    assert dense is not None  # FlattenDense requires hidden_units
-    z = site.fresh("z")
-    dense_site = Site(f"{site.module}._modules['dense']", (z,), site.outs, site.fresh)
-    flat = _flatten_line(block.num_flatten_dims).format(site.ins[0])
-    return [f"{z} = {flat}"] + emit_rules.lookup(Dense)(dense, dense_site)
-
 
 # --- strided convolutions -----------------------------------------------------------------------------------------
 
@@ -296,10 +239,6 @@ def _strided_conv_build_rule(block: StridedConv, ins: tuple[Shape, ...], init: I
     return _build(_strided_plan(block), ins[0], rank, nn.Identity(), None, 0, init, generator)
 
 
-@emit_rules.register(StridedConv)
-def _strided_conv_emit_rule(block: StridedConv, site: Site) -> list[str]:
-    return _emit(_strided_plan(block), block.convolution_dimension + 1, "{}", None, site)
-
 
 @torch_builders.register(StridedConvDense)
 def _strided_conv_dense_build_rule(block: StridedConvDense, ins: tuple[Shape, ...], init: Initializer,
@@ -308,10 +247,3 @@ def _strided_conv_dense_build_rule(block: StridedConvDense, ins: tuple[Shape, ..
     features = math.prod(strided_conv_shape(block, ins[0])[-rank:])
     dense = _dense_part(block.hidden_units, block.non_lin)
     return _build(_strided_plan(block), ins[0], rank, nn.Flatten(-rank, -1), dense, features, init, generator)
-
-
-@emit_rules.register(StridedConvDense)
-def _strided_conv_dense_emit_rule(block: StridedConvDense, site: Site) -> list[str]:
-    rank = block.convolution_dimension + 1
-    return _emit(_strided_plan(block), rank, _flatten_line(rank), _dense_part(block.hidden_units, block.non_lin),
-                 site)

@@ -2,8 +2,7 @@
 
 Every op (matmul, softmax over the last dim) broadcasts over leading dims, so any number of batch and extra
 feature dims pass through without reshaping. Weights are stored as nn.Linear's (out, in) and each layer (and each
-attention head) is initialised on its own, as a separate Linear layer would be. No emit rule: one module call is
-cheap next to the N x N products.
+attention head) is initialised on its own, as a separate Linear layer would be.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 from perceptspec._spec import GraphAttention, GraphConv, Initializer
 from perceptspec._torch._init import initialise
 from perceptspec._torch._non_lin import NON_LIN_MODULES

@@ -6,9 +6,8 @@ The block module holds nn.LSTM's / nn.GRU's parameters under their names (in `rn
 API promises `torch.compile(fullgraph=True)`. Under compilation the same recurrence runs as an unrolled loop of
 plain ops (the time length is fixed by the spec), since inductor fails on `torch.lstm` with autograd on CPU
 (torch 2.13: "expected Tensor() for op: aten.mkldnn_rnn_layer"). Eager runs keep torch's fused kernels.
-The emit rule writes the block inline (weights read from `_parameters`, the dense layer as `F.linear`): only the
-recurrence goes through the module (`RecurrentModule.run`, which picks the fused or the unrolled form). For the seed's
-Example 4 critic at batch 1 that saves ~8 µs of ~82 (the module's attribute lookups and two submodule calls).
+The module's weights are read as attributes at every call, so parametrizations, `functional_call` and tensordict's
+`to_module` see what they put there; `dense` and `non_lin` are called as modules (through `call`).
 
 Initialisation ("recurrent weights get an initialiser that suits them"): the block's `init` fills the
 time-distributed dense layer as for any Linear. The recurrent weights get:
@@ -28,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 from perceptspec._spec import GRU, LSTM, GRULastStep, Initializer, LSTMLastStep, TorchDefault
 from perceptspec._spec._recurrent import Recurrent
 from perceptspec._torch._init import initialise
-from perceptspec._torch._non_lin import NON_LIN_CALLS, NON_LIN_MODULES
-from perceptspec._torch._tables import Site, emit_rules, torch_builders
+from perceptspec._torch._call import call_in_turn, param
+from perceptspec._torch._non_lin import NON_LIN_MODULES
+from perceptspec._torch._tables import torch_builders
 
 # (sequences (N, T, F), flat weights, hidden_size, num_layers, bidirectional) -> outputs (N, T, out_units)
 RunRule = Callable[[torch.Tensor, list[torch.Tensor], int, int, bool], torch.Tensor]
@@ -142,13 +142,19 @@ class RecurrentModule(nn.Module):
         return run(seq, weights, self.hidden_size, self.num_layers, self.bidirectional)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead, steps, features = x.shape[:-2], x.shape[-2], x.shape[-1]
-        weights: list[torch.Tensor] = [getattr(self.rnn, name) for name in self.weight_names]
-        y = self.run(x.reshape(-1, steps, features), weights)
+        modules = self._modules  # what `self.rnn` etc. read, without nn.Module.__getattr__
+        rnn, dense, non_lin = modules["rnn"], modules["dense"], modules["non_lin"]
+        assert rnn is not None and dense is not None and non_lin is not None
+        params = rnn._parameters  # `param`, inlined for the usual case
+        weights: list[torch.Tensor] = []
+        for name in self.weight_names:
+            weight = params.get(name)
+            weights.append(param(rnn, name) if weight is None else weight)
+        y = self.run(x.reshape((-1,) + x.shape[-2:]), weights)
         if self.last_step:
-            y = y[:, -1]
-        out: torch.Tensor = self.non_lin(self.dense(y))
-        return out.reshape(*lead, *out.shape[1:])
+            y = y.select(1, -1)
+        out = call_in_turn((dense, non_lin), y)
+        return out.reshape(x.shape[:-2] + out.shape[1:])
 
     def extra_repr(self) -> str:
         return (f"{self.cell}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
@@ -195,20 +201,3 @@ def _recurrent_build_rule(block: Recurrent, ins: tuple[Shape, ...], init: Initia
 def _recurrent_last_step_build_rule(block: Recurrent, ins: tuple[Shape, ...], init: Initializer,
                                     generator: torch.Generator | None) -> nn.Module:
     return _build(block, ins, init, generator, last_step=True)
-
-
-@emit_rules.register(LSTM, GRU, LSTMLastStep, GRULastStep)
-def _recurrent_emit_rule(block: Recurrent, site: Site) -> list[str]:
-    (x,), (out,) = site.ins, site.outs
-    steps, features = site.in_shapes[0][-2:]
-    p, w, q, y = site.fresh("p"), site.fresh("w"), site.fresh("q"), site.fresh("y")
-    weights = ", ".join(f"{p}[{name!r}]" for name, _ in weight_shapes(block, features))
-    last_step = isinstance(block, (LSTMLastStep, GRULastStep))
-    last = "[:, -1]" if last_step else ""
-    tail = site.out_shapes[0][-1:] if last_step else site.out_shapes[0][-2:]  # (units,) or (T, units)
-    dense = NON_LIN_CALLS[block.non_lin].format(f"F.linear({y}, {q}['weight'], {q}['bias'])")
-    return [f"{p} = {site.params('rnn')}",
-            f"{w} = [{weights}]",
-            f"{y} = {site.module}.run({x}.reshape(-1, {steps}, {features}), {w}){last}",
-            f"{q} = {site.params('dense')}",
-            f"{out} = {dense}.reshape({x}.shape[:-2] + {tail})"]

@@ -1,8 +1,6 @@
-"""Build and emit rules of the parameter-free blocks (Flatten, Concat, Slice, ..., Functional).
+"""Build rules of the parameter-free blocks (Flatten, Concat, Slice, ..., Functional).
 
-Each module stores its dims counted from the end (negative), so it takes any number of leading batch dims. Emit
-rules see no shapes, so they inline ops only when the spec's own dim is negative (rank-free); a Maze-style positive
-dim, whose position from the end depends on the rank, calls the module instead.
+Each module stores its dims counted from the end (negative), so it takes any number of leading batch dims.
 """
 
 from __future__ import annotations
@@ -14,12 +12,13 @@ import torch
 from torch import nn
 
 from perceptspec._errors import ShapeError, SpecError
-from perceptspec._fold._rules import Shape, shape_rules
+from perceptspec._core import Shape
+from perceptspec._fold._rules import shape_rules
 from perceptspec._fold.rules._shape_ops import actor_actions, correlation_alignment, feature_index, pooled_dims
 from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
                                Initializer, MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
 from perceptspec._spec._shape_ops import as_ints, registered_function
-from perceptspec._torch._tables import Site, call_module, emit_rules, torch_builders
+from perceptspec._torch._tables import torch_builders
 
 
 def _from_end(shape: Shape, k: int) -> int:
@@ -49,10 +48,6 @@ def _flatten_build_rule(block: Flatten, ins: tuple[Shape, ...], init: Initialize
     return _Flatten(block.num_flatten_dims)
 
 
-@emit_rules.register(Flatten)
-def _flatten_emit_rule(block: Flatten, site: Site) -> list[str]:
-    return [f"{site.outs[0]} = torch.flatten({site.ins[0]}, {-block.num_flatten_dims})"]
-
 
 class _Concat(nn.Module):
     def __init__(self, dim: int) -> None:
@@ -71,12 +66,6 @@ def _concat_build_rule(block: Concat, ins: tuple[Shape, ...], init: Initializer,
                        generator: torch.Generator | None) -> nn.Module:
     return _Concat(_from_end(ins[0], feature_index(ins[0], 0, "concat_dim", block.concat_dim)))
 
-
-@emit_rules.register(Concat)
-def _concat_emit_rule(block: Concat, site: Site) -> list[str]:
-    if block.concat_dim > 0:
-        return call_module(block, site)
-    return [f"{site.outs[0]} = torch.cat(({', '.join(site.ins)}), {block.concat_dim})"]
 
 
 class _Slice(nn.Module):
@@ -98,12 +87,6 @@ def _slice_build_rule(block: Slice, ins: tuple[Shape, ...], init: Initializer,
     k = feature_index(x, 0, "slice_dim", block.slice_dim)
     return _Slice(_from_end(x, k), block.slice_idx % x[k])
 
-
-@emit_rules.register(Slice)
-def _slice_emit_rule(block: Slice, site: Site) -> list[str]:
-    if block.slice_dim > 0:
-        return call_module(block, site)
-    return [f"{site.outs[0]} = {site.ins[0]}.select({block.slice_dim}, {block.slice_idx})"]
 
 
 class _MultiIndexSlicing(nn.Module):
@@ -130,13 +113,6 @@ def _multi_index_slicing_build_rule(block: MultiIndexSlicing, ins: tuple[Shape, 
     return _MultiIndexSlicing(_from_end(x, k), [i % x[k] for i in as_ints(block.select_idxs)])
 
 
-@emit_rules.register(MultiIndexSlicing)
-def _multi_index_slicing_emit_rule(block: MultiIndexSlicing, site: Site) -> list[str]:
-    if block.select_dim > 0:
-        return call_module(block, site)
-    return [f"{site.outs[0]} = torch.index_select({site.ins[0]}, {block.select_dim}, "
-            f"{site.module}._buffers['index'])"]
-
 
 class _RepeatToMatch(nn.Module):
     def __init__(self, dim: int, source_dim: int) -> None:
@@ -160,14 +136,6 @@ def _repeat_to_match_build_rule(block: RepeatToMatch, ins: tuple[Shape, ...], in
                           _from_end(b, feature_index(b, 1, "repeat_at_idx", block.repeat_at_idx)))
 
 
-@emit_rules.register(RepeatToMatch)
-def _repeat_to_match_emit_rule(block: RepeatToMatch, site: Site) -> list[str]:
-    d = block.repeat_at_idx
-    if d > 0:
-        return call_module(block, site)
-    x, target = site.ins
-    return [f"{site.outs[0]} = {x}.repeat_interleave({target}.shape[{d}], {d})"]
-
 
 class _GlobalAveragePooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,10 +147,6 @@ def _global_average_pooling_build_rule(block: GlobalAveragePooling, ins: tuple[S
                                        generator: torch.Generator | None) -> nn.Module:
     return _GlobalAveragePooling()
 
-
-@emit_rules.register(GlobalAveragePooling)
-def _global_average_pooling_emit_rule(block: GlobalAveragePooling, site: Site) -> list[str]:
-    return [f"{site.outs[0]} = {site.ins[0]}.mean((-2, -1))"]
 
 
 class _MaskedGlobalPooling(nn.Module):
@@ -269,20 +233,6 @@ def _action_masking_build_rule(block: ActionMasking, ins: tuple[Shape, ...], ini
     actions = logits[-1] if block.num_actors == 1 else actor_actions(block, mask)
     return _ActionMasking(block.num_actors, actions)
 
-
-@emit_rules.register(ActionMasking)
-def _action_masking_emit_rule(block: ActionMasking, site: Site) -> list[str]:
-    logits, mask = site.ins
-    if block.num_actors == 1:
-        return [f"{site.outs[0]} = {logits}.masked_fill({mask} == 0, torch.finfo({logits}.dtype).min)"]
-    n = block.num_of_actor_actions
-    if n is None:
-        return call_module(block, site)
-    masked_out, lowest = site.fresh("masked_out"), site.fresh("lowest")
-    lines = [f"{masked_out} = {mask} == 0", f"{lowest} = torch.finfo({logits}.dtype).min"]
-    lines += [f"{out} = {logits}[..., {i * n}:{(i + 1) * n}].masked_fill({masked_out}[..., {i}, :], {lowest})"
-              for i, out in enumerate(site.outs)]
-    return lines
 
 
 # --- Functional ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from perceptspec._errors import ShapeError
-from perceptspec._fold._rules import Shape
+from perceptspec._core import Shape
 from perceptspec._fold.rules._torch_model import (ModuleView, OutputMismatch, _torch_model_shape_rule, call_factory,
                                                   module_view)
 from perceptspec._spec import Initializer, TorchModel
