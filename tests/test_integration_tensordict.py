@@ -143,3 +143,64 @@ def test_gaussian_head_through_torchrl_normal_param_extractor() -> None:
     assert td["action"].shape == (10, 3)
     (log_prob_key,) = [k for k in td.keys() if k.endswith("log_prob")]  # its name differs across TorchRL versions
     torch.testing.assert_close(td[log_prob_key], log_prob)
+
+
+# --- TorchRL losses that swap parameters in (issue #13) -------------------------------------------------------------
+
+def ppo_batch(actor: Any, n: int = 16) -> Any:
+    """A rollout-shaped batch: observations, sampled actions and their log-probs, rewards, next observations."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        td = actor(TensorDict({"observation": torch.randn(n, 4)}, batch_size=[n]))
+    td["next"] = TensorDict({"observation": torch.randn(n, 4), "reward": torch.randn(n, 1),
+                             "done": torch.zeros(n, 1, dtype=torch.bool),
+                             "terminated": torch.zeros(n, 1, dtype=torch.bool)}, batch_size=[n])
+    return td
+
+
+@pytest.mark.parametrize("loss_name", ["ClipPPOLoss", "A2CLoss"])
+def test_torchrl_losses_with_their_in_loss_advantage(loss_name: str) -> None:
+    """The loss computes the advantage itself, calling the critic with detached parameters swapped in (tensordict's
+    `to_module`): the generated forward must read them as the critic's own (KeyError: 'weight' before)."""
+    trl = torchrl_or_skip()
+    models = cartpole_models()
+    assert models.critic is not None
+    actor = trl.modules.ProbabilisticActor(as_tensordict_module(models.policy, out_keys={"action": "logits"}),
+                                           in_keys=["logits"], distribution_class=torch.distributions.Categorical,
+                                           return_log_prob=True)
+    critic = as_tensordict_module(models.critic, out_keys={"value": "state_value"})
+    loss = getattr(trl.objectives, loss_name)(actor, critic)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    before = [p.detach().clone() for p in models.critic.parameters()]
+    for _ in range(3):
+        losses = loss(ppo_batch(actor))
+        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        assert isinstance(total, torch.Tensor) and torch.isfinite(total)
+        optimizer.zero_grad()
+        torch.autograd.backward(total)
+        optimizer.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, models.critic.parameters()))
+
+
+def test_torchrl_dqn_loss_with_a_target_network_and_its_updates() -> None:
+    """DQNLoss(delay_value=True) keeps target parameters and swaps them in to compute the targets; SoftUpdate
+    moves them towards the trained ones."""
+    trl = torchrl_or_skip()
+    spec = ps.Graph({"body": ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16], non_lin="relu"),
+                     "q": ps.LinearOutput(in_keys="h", out_keys="action_value", output_units=2)},
+                    out_keys="action_value")
+    q_net = tensordict_module(spec, SHAPES, seed=0)
+    actor = trl.modules.QValueActor(q_net, in_keys=["observation"], action_space="one-hot")
+    loss = trl.objectives.DQNLoss(actor, action_space="one-hot", delay_value=True)
+    updater = trl.objectives.SoftUpdate(loss, eps=0.5)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    target_before = [p.detach().clone() for p in loss.target_value_network_params.values(True, True)]
+    for _ in range(3):
+        td = ppo_batch(actor)
+        losses = loss(td)
+        optimizer.zero_grad()
+        torch.autograd.backward(losses["loss"])
+        optimizer.step()
+        updater.step()
+    target_after = list(loss.target_value_network_params.values(True, True))
+    assert any(not torch.equal(a, b) for a, b in zip(target_before, target_after))
