@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from perceptspec._errors import SpecError
-from perceptspec._fold._edit import map_blocks, producer_of, replace_producer
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes
 from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
@@ -367,16 +366,41 @@ def _scoped_seed(seed: int | None, scope: str) -> int | None:
 
 
 def _actor_critic(policy: _Network, critic: _Network, obs: Shapes) -> nn.Module:
-    """One module for both: with specs, one generated forward over the policy's and the critic's own block
-    modules (weights shared, not copied); otherwise a wrapper calling the two modules."""
-    from perceptspec._fold._shapes import trace
-    from perceptspec._torch._module import BlockModules, SpecModule, assemble
-    from perceptspec._torch._pair import PairModule
+    """One module for both (see `perceptspec._torch._actor_critic`)."""
+    from perceptspec._torch._actor_critic import actor_critic
 
-    if isinstance(policy.module, SpecModule) and isinstance(critic.module, SpecModule) and policy.spec and critic.spec:
-        out_keys = [*policy.spec.out_keys, *(k for k in critic.spec.out_keys if k not in policy.spec.out_keys)]
-        joint = Graph({"policy": policy.spec, "critic": critic.spec}, out_keys)
-        blocks = BlockModules({"policy": policy.module.blocks, "critic": critic.module.blocks})
-        return assemble(trace(joint, {k: obs[k] for k in joint.in_keys}), blocks, policy.module.check,
-                        allow_extra_keys=True, check_finite=policy.module.check_finite)
-    return PairModule(policy.module, critic.module)
+    return actor_critic(policy.module, policy.spec, critic.module, critic.spec, obs)
+
+
+# --- functional edits of specs: new specs from old ones, never a mutation (updates go through the constructors) --
+
+BlockEdit = Callable[[str, Block], Block]
+
+
+def map_blocks(spec: Block, edit: BlockEdit) -> Block:
+    """`spec` with `edit(path, block)` applied to every leaf block (paths as in errors: 'latent.dense')."""
+    return _map(spec, edit, "")
+
+
+def _map(spec: Block, edit: BlockEdit, prefix: str) -> Block:
+    if isinstance(spec, Graph):
+        blocks = {name: _map(block, edit, f"{prefix}{name}.") for name, block in spec.blocks.items()}
+        return Graph(blocks, spec.out_keys, init=spec.init)
+    return edit(prefix[:-1] or spec.out_keys[0], spec)
+
+
+def producer_of(spec: Block, key: str) -> Block | None:
+    """The leaf block that produces `key` (following nested graphs that export it), or None."""
+    if not isinstance(spec, Graph):
+        return spec if key in spec.out_keys else None
+    for block in spec.blocks.values():
+        if key in block.out_keys:
+            return producer_of(block, key)
+    return None
+
+
+def replace_producer(spec: Block, key: str, replacement: Block) -> Block:
+    """`spec` with the leaf block producing `key` replaced by `replacement`."""
+    target = producer_of(spec, key)
+    return map_blocks(spec, lambda path, block: replacement if block is target else block)
+

@@ -1,4 +1,8 @@
-"""`materialize` as the top-level package sees it: the torch interpreter is imported on first use only."""
+"""The torch layer as the torch-free layers see it: entry points that import torch on first use only.
+
+`materialize` for the package; `torch_model_facts` for the TorchModel fold rules, which need a module built on
+the meta device when a TorchModel does not declare its out_shapes (the folds themselves import no torch module).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import TYPE_CHECKING
 from perceptspec._spec import Block
 
 if TYPE_CHECKING:
+    from perceptspec._fold.rules._torch_model import MetaFacts, ModuleView
+    from perceptspec._spec import TorchModel
     from perceptspec._torch import SpecModule
 
 
@@ -17,3 +23,11 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     from perceptspec._torch import materialize as build
 
     return build(spec, in_shapes, seed=seed, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
+
+
+def torch_model_facts(block: TorchModel, view: ModuleView, run: bool) -> MetaFacts:
+    """Parameter count (and, if `run`, per-sample output shapes) of a TorchModel's module built on the meta device
+    (see `perceptspec._torch.blocks._torch_model.meta_facts`); imports torch on first use."""
+    from perceptspec._torch.blocks._torch_model import meta_facts
+
+    return meta_facts(block, view, run)

@@ -194,7 +194,7 @@ NOT_IN_CATALOGUE: dict[str, str] = {
         "SB3 refuses every action space without an SB3 distribution before this check runs",
     "_spec/_descriptor.py: raise TypeError(f\"a descriptor kind named": "see X2 (a kind registered twice)",
     "__init__.py: raise AttributeError(": "Python's own `module has no attribute`",
-    "_fold/rules/_torch_model.py: raise ImportError(": "needs torch absent: tests/test_no_torch.py",
+    "_fold/rules/_torch_model.py: raise ImportError(": "needs torch absent: tests/test_fresh_process.py",
     "_torch/_signature.py: raise SignatureError(None, \"a dict\"":
         "a Mapping that is not a dict, after typeguard passed: unreachable in practice",
 }

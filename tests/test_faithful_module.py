@@ -296,3 +296,28 @@ class TestCalls:
     def test_check_finite_takes_keywords_too(self) -> None:
         module = ps.materialize(spec(), SHAPES, seed=0, check_finite=True).eval()
         assert_outputs(module(**inputs()), module(inputs()))
+
+
+# --- export ---------------------------------------------------------------------------------------------------------
+
+class TestExport:
+    def test_torch_export_with_the_natural_call(self) -> None:
+        module, x = make(), inputs()
+        exported = torch.export.export(module, (x,))
+        assert_outputs(exported.module()(x), module(x))
+
+    # torch's ONNX exporter pickles a pytree spec through a deprecated path of its own
+    @pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")
+    def test_onnx_export_and_onnxruntime_compute_what_torch_computes(self, tmp_path: Any) -> None:
+        ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e '.[test]'")
+        module, x = make(), inputs()
+        program = torch.onnx.export(module, (x,), dynamo=True, output_names=["logits", "h"], verbose=False)
+        assert program is not None
+        path = tmp_path / "module.onnx"
+        program.save(str(path))
+        session = ort.InferenceSession(str(path))
+        assert [i.name for i in session.get_inputs()] == ["obs", "screen"]
+        got = session.run(["logits", "h"], {k: v.numpy() for k, v in x.items()})
+        expected = module(x)
+        for key, value in zip(("logits", "h"), got):
+            torch.testing.assert_close(torch.from_numpy(value), expected[key].detach(), rtol=1e-5, atol=1e-6)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable, ClassVar
 
 from pyrsistent import pmap
 
+from perceptspec._core import Shape
+from perceptspec._errors import SpecError
 from perceptspec._spec._block import Block
 from perceptspec._spec._descriptor import descriptor
 
@@ -143,3 +147,75 @@ class TorchModel(Block):
 
 def _listed(values: Sequence[Any]) -> list[Any]:
     return [list(v) if isinstance(v, tuple) else v for v in values]
+
+
+# --- the factory: found by import path, called with the kwargs (torch-free: the factory imports what it needs) --
+
+def resolve_factory(block: TorchModel) -> Callable[..., Any]:
+    """The callable `block.module_factory` names; a `SpecError` naming the path when it cannot be found."""
+    path = block.module_factory
+    if ":" in path:
+        module_part, attr_part = path.split(":")
+        candidates = [(module_part, attr_part.split("."))]
+    else:
+        parts = path.split(".")
+        candidates = [(".".join(parts[:i]), parts[i:]) for i in range(len(parts) - 1, 0, -1)]
+    for module_name, attrs in candidates:
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and (module_name + ".").startswith(e.name + "."):
+                continue  # no such module: the path may name an attribute at a shorter module path
+            raise factory_error(block, f"importing '{module_name}' failed: {e}") from e
+        except Exception as e:
+            raise factory_error(block, f"importing '{module_name}' failed: {type(e).__name__}: {e}") from e
+        for i, attr in enumerate(attrs):
+            if not hasattr(obj, attr):
+                owner = ".".join([module_name, *attrs[:i]])
+                raise factory_error(block, f"'{owner}' has no attribute '{attr}'")
+            obj = getattr(obj, attr)
+        if not callable(obj):
+            raise factory_error(block, f"it names a {type(obj).__name__}, not a class or function")
+        factory: Callable[..., Any] = obj
+        return factory
+    tried = ", ".join(repr(name) for name, _ in candidates)
+    raise factory_error(block, f"no module of it can be imported (tried {tried})")
+
+
+def factory_error(block: TorchModel, problem: str) -> SpecError:
+    return SpecError(block._where(), [f"field 'module_factory' ({block.module_factory!r}): {problem}"])
+
+
+def _thaw(value: object) -> object:
+    """A kwarg as the factory receives it: pmaps become dicts, tuples stay tuples."""
+    if isinstance(value, tuple):
+        return tuple(_thaw(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+def takes_in_shapes(factory: Callable[..., Any]) -> bool:
+    """Whether the factory has a parameter named `in_shapes` (a bare `**kwargs` does not count)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # some builtins have no signature
+        return False
+    parameter = parameters.get(IN_SHAPES_ARGUMENT)
+    return parameter is not None and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        inspect.Parameter.KEYWORD_ONLY)
+
+
+def call_factory(block: TorchModel, shapes: Sequence[Shape]) -> object:
+    """`factory(in_shapes=..., **kwargs)` (or without `in_shapes`; `shapes` per in key, as the module sees them);
+    a `SpecError` when the call fails. Whether it returned a module is the torch layer's to check
+    (`factory_error` words it)."""
+    factory = resolve_factory(block)
+    kwargs = {k: _thaw(v) for k, v in block.kwargs.items()}
+    if takes_in_shapes(factory):
+        kwargs[IN_SHAPES_ARGUMENT] = dict(zip(block.in_keys, shapes))
+    try:
+        module: object = factory(**kwargs)
+    except Exception as e:
+        raise factory_error(block, f"calling it with {sorted(kwargs)} failed: {type(e).__name__}: {e}") from e
+    return module

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from perceptspec._errors import ShapeError
 from perceptspec._core import Shape
-from perceptspec._fold.rules._torch_model import (ModuleView, OutputMismatch, _torch_model_shape_rule, call_factory,
-                                                  module_view)
+from perceptspec._errors import ShapeError
+from perceptspec._fold._rules import Mismatch
+from perceptspec._fold.rules._torch_model import MetaFacts, ModuleView, _torch_model_shape_rule, module_view
 from perceptspec._spec import Initializer, TorchModel
+from perceptspec._spec._torch_model import call_factory, factory_error
 from perceptspec._torch._init import initialise
 from perceptspec._torch._tables import torch_builders
 
@@ -21,20 +22,68 @@ INITIALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspo
                       nn.ConvTranspose3d)
 
 
+def built_module(block: TorchModel, view: ModuleView) -> nn.Module:
+    """The factory's module; a `SpecError` when it returned something else."""
+    module = call_factory(block, view.shapes)
+    if not isinstance(module, nn.Module):
+        raise factory_error(block, f"expected it to return a torch.nn.Module, got a {type(module).__qualname__}")
+    return module
+
+
 def meta_module(block: TorchModel, view: ModuleView) -> nn.Module:
     """The module built on the meta device (for the folds); the global RNG is left as it was."""
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return call_factory(block, view)
+        return built_module(block, view)
 
 
 def seeded_module(block: TorchModel, view: ModuleView, generator: torch.Generator | None) -> nn.Module:
     """The module built for real. With a generator, under a forked CPU RNG seeded from it: the module's own
     initialisation is then reproducible, and the caller's global RNG is left as it was."""
     if generator is None:
-        return call_factory(block, view)
+        return built_module(block, view)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(generator.initial_seed())
-        return call_factory(block, view)
+        return built_module(block, view)
+
+
+class OutputMismatch(Exception):
+    """The module's `forward` returned something other than one tensor per out key (raised by the torch side)."""
+
+    def __init__(self, key: str | None, expected: str, got: str) -> None:
+        super().__init__(f"expected {expected}, got {got}")
+        self.key = key
+        self.expected = expected
+        self.got = got
+
+
+def meta_facts(block: TorchModel, view: ModuleView, run: bool) -> MetaFacts:
+    """Build the module on the meta device (no memory, no compute) and, if `run`, call it on a batch of 1 (in eval
+    mode, so batch norm takes a batch of one and dropout draws nothing). The fold rules memoise it."""
+    module = meta_module(block, view)
+    parameters = sum(p.numel() for p in module.parameters())
+    if not run:
+        return MetaFacts(parameters, None)
+    inputs = [torch.empty((1, *s), device="meta") for s in view.shapes]
+    module.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            result = module(dict(zip(block.in_keys, inputs))) if block.dict_inputs else module(*inputs)
+    except Exception as e:
+        shapes = dict(zip(block.in_keys, view.shapes))
+        raise Mismatch(None, f"per-sample input shapes the module {block.module_factory!r} can take (it ran on "
+                             f"meta tensors of shapes {shapes}; if they are right but the module cannot run on the "
+                             f"meta device, declare out_shapes)", f"{type(e).__name__}: {e}") from e
+    try:
+        outs = output_tensors(block.out_keys, result)
+    except OutputMismatch as e:
+        raise Mismatch(None, f"{block.module_factory!r} to return {e.expected}", e.got) from e
+    for key, out in zip(block.out_keys, outs):
+        if out.dim() == 0 or out.shape[0] != 1:
+            raise Mismatch(None, f"a module that keeps the batch dim first (output '{key}' on a batch of 1)",
+                           tuple(out.shape))
+    return MetaFacts(parameters, tuple(tuple(out.shape[1:]) for out in outs))
+
+
 
 
 def output_tensors(out_keys: Sequence[str], result: object) -> tuple[torch.Tensor, ...]:
