@@ -264,6 +264,28 @@ class TestStructure:
         assert bool((out["h"] > 0).all() and (out["h"] < 1).all())
         assert_outputs(out, by_hand(module, inputs()))
 
+    def test_surgery_the_forward_cannot_honour_is_refused(self) -> None:
+        module = make()
+        with pytest.raises(TypeError, match="block 'body' can be replaced by another nn.Module"):
+            module.blocks.body = None
+        with pytest.raises(TypeError, match="block 'body' can be replaced by another nn.Module"):
+            module.blocks["body"] = "relu"  # type: ignore[assignment]  # deliberately wrong
+        with pytest.raises(TypeError, match="block 'body' cannot be removed"):
+            del module.blocks.body
+        assert_outputs(module(inputs()), by_hand(module, inputs()))
+
+    def test_a_hook_on_a_recurrent_weight_holder_is_refused(self) -> None:
+        module = ps.materialize(ps.LSTM(in_keys="x", out_keys="y", hidden_size=3), {"x": (4, 2)}, seed=0)
+        sub(module, "blocks.y.rnn").register_forward_hook(lambda m, a, out: None)
+        with pytest.raises(TypeError, match="'rnn' holds nn.LSTM's / nn.GRU's weights and is never called"):
+            module({"x": torch.randn(4, 2)})
+
+    def test_a_hook_on_a_convolution_stack_runs(self) -> None:
+        module, seen = make(), []
+        sub(module, "blocks.conv.conv").register_forward_hook(lambda m, a, out: seen.append(out.shape))
+        assert_outputs(module(inputs()), by_hand(module, inputs()))
+        assert seen == [(3, 2, 4, 4)]
+
     def test_one_class_for_every_materialized_spec(self) -> None:
         a, b = make(), ps.materialize(ps.Dense(in_keys="x", out_keys="y", hidden_units=[2]), {"x": (3,)})
         assert type(a) is type(b) is SpecModule

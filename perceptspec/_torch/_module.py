@@ -46,8 +46,17 @@ class BlockModules(nn.Module):
         # nn.Module refuses a plain value under a child's name, and `train()` sets `training` on every module
         if isinstance(value, (nn.Module, torch.Tensor)):
             super().__setattr__(name, value)
+        elif name in self._modules:
+            raise TypeError(f"block '{name}' can be replaced by another nn.Module (the forward calls whatever module "
+                            f"is there), not by a {type(value).__qualname__}")
         else:
             object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._modules:
+            raise TypeError(f"block '{name}' cannot be removed: the forward calls it (replace it by another "
+                            f"nn.Module instead)")
+        super().__delattr__(name)
 
     def __getitem__(self, name: str) -> nn.Module:
         module = self._modules[name]
@@ -55,6 +64,9 @@ class BlockModules(nn.Module):
         return module
 
     def __setitem__(self, name: str, module: nn.Module) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"block '{name}' can be replaced by another nn.Module (the forward calls whatever module "
+                            f"is there), not by a {type(module).__qualname__}")
         self._modules[name] = module
 
     def __contains__(self, name: object) -> bool:

@@ -54,13 +54,19 @@ class ConvStack(nn.Module):
         self.channels_last = rank == 3 and len(conv) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rank = self.rank
-        layers: list[nn.Module] = list(self.conv._modules.values())
-        fused = not any(hooked(layer) for layer in layers)
+        rank, conv = self.rank, self._modules["conv"]
+        assert conv is not None
         h = x.reshape(-1, *x.shape[-rank:])
+        # the stack as the Sequential it is, fused where nothing could see it; a hooked or replaced stack is called
+        stack = type(conv) is nn.Sequential and not hooked(conv)
+        layers: list[nn.Module] = list(conv._modules.values()) if stack else []  # type: ignore[arg-type]
+        fused = stack and not any(hooked(layer) for layer in layers)
         if fused and self.channels_last:  # .contiguous(memory_format=channels_last), which torch.func.vmap refuses
             h = h.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
-        h = _fused_layers(layers, h) if fused else call_in_turn(layers, h)
+        if not stack:
+            h = call(conv, h)
+        else:
+            h = _fused_layers(layers, h) if fused else call_in_turn(layers, h)
         y = call(self.head, h.reshape(x.shape[:-rank] + h.shape[1:]))
         if fused and self.channels_last and type(self.head) is nn.Identity:
             y = y.contiguous()  # a spatial output is handed on in the usual layout
