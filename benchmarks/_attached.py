@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from benchmarks._networks import Network
-from benchmarks._timing import Timing, interleaved
+from benchmarks._timing import Timing, fmt_time, interleaved
 
 #: the layers that get the attachment
 LAYERS = (nn.Linear, nn.Conv2d)
@@ -89,6 +89,6 @@ def attached_table(cases: Sequence[AttachedCase]) -> list[str]:
     rows = ["| network | attached to every Linear and Conv2d | batch | hand-written | ps first |",
             "|---|---|---:|---:|---:|"]
     for c in cases:
-        rows.append(f"| {c.network} | {c.attachment} | {c.batch} | {c.hand.median * 1e6:.1f} µs | "
-                    f"**{c.ratio:.2f}** ({c.ps.median * 1e6:.1f} µs) |")
+        rows.append(f"| {c.network} | {c.attachment} | {c.batch} | {fmt_time(c.hand.median)} | "
+                    f"**{c.ratio:.2f}** ({fmt_time(c.ps.median)}) |")
     return rows

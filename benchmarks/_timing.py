@@ -65,3 +65,12 @@ def interleaved(variants: Mapping[str, Callable[[], object]], *, budget: float, 
         if enabled:
             gc.enable()
     return {name: Timing(tuple(samples[name]), calls[name]) for name in names}
+
+
+def fmt_time(seconds: float) -> str:
+    us = seconds * 1e6
+    if us < 100:
+        return f"{us:.1f} µs"
+    if us < 10_000:
+        return f"{us:.0f} µs"
+    return f"{us / 1000:.1f} ms" if us < 1_000_000 else f"{us / 1e6:.2f} s"

@@ -33,7 +33,7 @@ from benchmarks import _handwritten as hw
 from benchmarks import _maze, _tensordict
 from benchmarks._attached import AttachedCase, attached_cases, attached_table
 from benchmarks._networks import Network, load_examples
-from benchmarks._timing import Timing, interleaved
+from benchmarks._timing import Timing, fmt_time, interleaved
 from perceptspec._fold._program import lower
 from perceptspec._fold._shapes import _trace
 
@@ -286,15 +286,6 @@ def memory_rows(networks: Sequence[Network]) -> list[str]:
 
 
 # --- report ------------------------------------------------------------------------------------------------------
-
-def fmt_time(seconds: float) -> str:
-    us = seconds * 1e6
-    if us < 100:
-        return f"{us:.1f} µs"
-    if us < 10_000:
-        return f"{us:.0f} µs"
-    return f"{us / 1000:.1f} ms" if us < 1_000_000 else f"{us / 1e6:.2f} s"
-
 
 def case_table(cases: Sequence[Case], columns: Sequence[str]) -> list[str]:
     head = "| network | batch | mode | rounds | " + " | ".join(SHORT[c] for c in columns) + " |"

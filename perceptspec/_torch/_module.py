@@ -46,14 +46,14 @@ class BlockModules(nn.Module):
         # nn.Module refuses a plain value under a child's name, and `train()` sets `training` on every module
         if isinstance(value, (nn.Module, torch.Tensor)):
             super().__setattr__(name, value)
-        elif name in self._modules:
+        elif name in self._modules and name not in self.__dict__:  # (`training` is a block name and an attribute)
             raise TypeError(f"block '{name}' can be replaced by another nn.Module (the forward calls whatever module "
                             f"is there), not by a {type(value).__qualname__}")
         else:
             object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        if name in self._modules:
+        if name in self._modules and name not in self.__dict__:
             raise TypeError(f"block '{name}' cannot be removed: the forward calls it (replace it by another "
                             f"nn.Module instead)")
         super().__delattr__(name)

@@ -15,7 +15,9 @@ calling the layers in turn would (benchmarks/RESULTS.md), with the same values:
   tensor that no backward formula saves, so autograd stays exact): one allocation and one pass less per layer.
 - A ReLU followed by a max-pool is applied after the max-pool (they commute exactly, ties included, and the
   gradient reaches the same elements), so the ReLU touches a quarter of the elements.
-Otherwise (a hook, a replaced layer) the layers are called in turn, as `nn.Sequential` calls them.
+With a hook on a layer, the layers are called in turn, as `nn.Sequential` calls them (in channels-last format,
+which torch's convolutions keep: the values every hook sees are the same); a hooked or replaced stack is called as
+a module.
 """
 
 from __future__ import annotations
@@ -61,14 +63,15 @@ class ConvStack(nn.Module):
         stack = type(conv) is nn.Sequential and not hooked(conv)
         layers: list[nn.Module] = list(conv._modules.values()) if stack else []  # type: ignore[arg-type]
         fused = stack and not any(hooked(layer) for layer in layers)
-        if fused and self.channels_last:  # .contiguous(memory_format=channels_last), which torch.func.vmap refuses
+        channels_last = stack and self.channels_last  # torch's convolutions keep the format: hooks see its values
+        if channels_last:  # .contiguous(memory_format=channels_last), which torch.func.vmap refuses
             h = h.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
         if not stack:
             h = call(conv, h)
         else:
             h = _fused_layers(layers, h) if fused else call_in_turn(layers, h)
         y = call(self.head, h.reshape(x.shape[:-rank] + h.shape[1:]))
-        if fused and self.channels_last and type(self.head) is nn.Identity:
+        if channels_last and type(self.head) is nn.Identity:
             y = y.contiguous()  # a spatial output is handed on in the usual layout
         out: torch.Tensor = call(self.dense, y)
         return out
