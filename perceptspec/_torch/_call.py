@@ -3,8 +3,9 @@
 `nn.Module.__call__` runs `forward` directly when neither the module nor the global registries hold a hook and the
 module is not compiled in place (`module.compile()`; `Module._call_impl`). `call` makes the same test and, when it
 passes, runs the module's `forward` itself; otherwise it calls the module, so hooks and in-place compilation behave
-as torch defines them. (Under `torch.jit.trace`, torch would call `_slow_forward`, which only names scopes.) Every block module is reached through
-`call`, and block modules reach their own layers through it, so a hook or a replaced layer anywhere is honoured.
+as torch defines them (under `torch.jit.trace`, torch would call `_slow_forward`, which only names scopes). Every
+block module is reached through `call`, and block modules reach their own layers through it, so a hook or a
+replaced layer anywhere is honoured.
 
 For a few torch layers whose `forward` is one functional op (`nn.Linear`, the parameter-free activations), `call`
 applies that op itself, to what the layer's `forward` would read: its parameters as attributes (`param`). Only the
@@ -87,8 +88,9 @@ def call_in_turn(layers: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def hooked(module: nn.Module) -> bool:
-    """Whether calling `module` runs anything besides its `forward` (a hook of its own or a global one)."""
+def intercepted(module: nn.Module) -> bool:
+    """Whether calling `module` runs anything besides its `forward`: a hook of its own or a global one, or the
+    compiled forward of `module.compile()` (`call`'s test)."""
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                 or module._backward_pre_hooks or _FORWARD_HOOKS or _FORWARD_PRE_HOOKS or _BACKWARD_HOOKS
-                or _BACKWARD_PRE_HOOKS)
+                or _BACKWARD_PRE_HOOKS or module._compiled_call_impl is not None)

@@ -1,7 +1,7 @@
 """Build rules of the attention blocks: SelfAttentionSeq, MultiHeadAttention and SelfAttentionConv.
 
-Modules and parameters are named as in Maze (`self_attn`, `query_conv`, `key_conv`, `value_conv`, `gamma`), so state dicts
-line up with Maze's blocks.
+Modules and parameters are named as in Maze (`self_attn`, `query_conv`, `key_conv`, `value_conv`, `gamma`), so
+state dicts line up with Maze's blocks.
 """
 
 from __future__ import annotations

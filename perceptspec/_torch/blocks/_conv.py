@@ -16,8 +16,8 @@ calling the layers in turn would (benchmarks/RESULTS.md), with the same values:
 - A ReLU followed by a max-pool is applied after the max-pool (they commute exactly, ties included, and the
   gradient reaches the same elements), so the ReLU touches a quarter of the elements.
 With a hook on a layer, the layers are called in turn, as `nn.Sequential` calls them (in channels-last format,
-which torch's convolutions keep: the values every hook sees are the same); a hooked or replaced stack is called as
-a module.
+which torch's convolutions keep: the values every hook sees are the same); a hooked, compiled or replaced stack is
+called as a module.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from perceptspec._fold.rules._conv import flatten_dense_features, strided_conv_s
 from perceptspec._spec import (Dense, FlattenDense, Initializer, StridedConv, StridedConvDense, VGGConv, VGGConvDense,
                                VGGConvGAP)
 from perceptspec._spec._conv import VGG_KERNEL, VGG_PADDING, ConvLayer, StridedConvFields
-from perceptspec._torch._call import call, call_in_turn, hooked
+from perceptspec._torch._call import call, call_in_turn, intercepted
 from perceptspec._torch._init import initialise
 from perceptspec._torch._non_lin import NON_LIN_MODULES
 from perceptspec._torch._tables import torch_builders
@@ -59,10 +59,11 @@ class ConvStack(nn.Module):
         rank, conv = self.rank, self._modules["conv"]
         assert conv is not None
         h = x.reshape(-1, *x.shape[-rank:])
-        # the stack as the Sequential it is, fused where nothing could see it; a hooked or replaced stack is called
-        stack = type(conv) is nn.Sequential and not hooked(conv)
+        # the stack as the Sequential it is, fused where nothing could see it; a hooked, compiled or replaced stack is
+        # called as a module
+        stack = type(conv) is nn.Sequential and not intercepted(conv)
         layers: list[nn.Module] = list(conv._modules.values()) if stack else []  # type: ignore[arg-type]
-        fused = stack and not any(hooked(layer) for layer in layers)
+        fused = stack and not any(intercepted(layer) for layer in layers)
         channels_last = stack and self.channels_last  # torch's convolutions keep the format: hooks see its values
         if channels_last:  # .contiguous(memory_format=channels_last), which torch.func.vmap refuses
             h = h.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
@@ -78,8 +79,9 @@ class ConvStack(nn.Module):
 
 
 def _fused_layers(layers: list[nn.Module], h: torch.Tensor) -> torch.Tensor:
-    """The values `call_in_turn` computes, when no layer is hooked: a ReLU after a max-pool that follows it, and in place
-    on the output of a convolution, batch norm or max-pool as torch built them (fresh tensors no backward saves)."""
+    """The values `call_in_turn` computes, when no layer is intercepted: a ReLU after a max-pool that follows it,
+    and in place on the output of a convolution, batch norm or max-pool as torch built them (fresh tensors no
+    backward saves)."""
     i, n, fresh = 0, len(layers), False
     while i < n:
         layer = layers[i]

@@ -31,7 +31,7 @@ from perceptspec._core import Shape
 from perceptspec._spec import GRU, LSTM, GRULastStep, Initializer, LSTMLastStep, TorchDefault
 from perceptspec._spec._recurrent import Recurrent
 from perceptspec._torch._init import initialise
-from perceptspec._torch._call import call_in_turn, hooked, param
+from perceptspec._torch._call import call_in_turn, intercepted, param
 from perceptspec._torch._non_lin import NON_LIN_MODULES
 from perceptspec._torch._tables import torch_builders
 
@@ -145,7 +145,7 @@ class RecurrentModule(nn.Module):
         modules = self._modules  # what `self.rnn` etc. read, without nn.Module.__getattr__
         rnn, dense, non_lin = modules["rnn"], modules["dense"], modules["non_lin"]
         assert rnn is not None and dense is not None and non_lin is not None
-        if hooked(rnn):
+        if intercepted(rnn):
             raise TypeError("the recurrent block's 'rnn' holds nn.LSTM's / nn.GRU's weights and is never called, so a "
                             "hook on it would never run: register the hook on the block's module instead")
         params = rnn._parameters  # `param`, inlined for the usual case
