@@ -14,6 +14,7 @@ import torch
 
 import perceptspec as ps
 from perceptspec._fold import lower
+from perceptspec._torch._walk import every_key
 
 Shape = tuple[int, ...]
 
@@ -119,11 +120,8 @@ class TestShapesAgainstForward:
         in_shapes = in_shapes_for(spec, shape)
         inferred = ps.infer_shapes(spec, in_shapes)
         module = ps.materialize(spec, in_shapes, seed=0)
-        env = random_inputs(in_shapes, batch)
         with torch.no_grad():
-            for eqn in lower(spec).eqns:
-                result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
-                env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
+            env = every_key(module, random_inputs(in_shapes, batch))
         assert set(env) == set(inferred)
         assert {k: tuple(v.shape) for k, v in env.items()} == {k: (*batch, *s) for k, s in inferred.items()}
 

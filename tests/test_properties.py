@@ -20,7 +20,7 @@ import copy
 import io
 import json
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,20 +32,12 @@ import perceptspec as ps
 from perceptspec._fold import trace
 from perceptspec._fold._program import input_roles
 from perceptspec._torch import SpecModule, run_reference
+from perceptspec._torch._walk import every_key
 from tests.strategies import (BLOCK_KINDS, MODULE_ATTRIBUTE_NAMES, RECIPE_OF, TINY_MODEL, Case, Shape, batches,
                               blocks_of, finite, random_inputs, valid_cases)
 
 #: examples per block kind for the per-kind properties: a twentieth of the profile's (5 in `make test`)
 PER_KIND = settings(max_examples=max(5, settings().max_examples // 20))
-
-
-def forward_shapes(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every key's tensor in a real forward pass: the reference walk over the program, keeping the environment."""
-    env = dict(inputs)
-    for eqn in trace(module.spec, module.in_shapes).program.eqns:
-        result = module.block_module(eqn.path)(*(env[v] for v in eqn.ins))
-        env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
-    return env
 
 
 def check_fold_matches_forward(case: Case, batch_dims: tuple[Shape, ...], seed: int, float_masks: bool) -> SpecModule:
@@ -60,7 +52,7 @@ def check_fold_matches_forward(case: Case, batch_dims: tuple[Shape, ...], seed: 
         inputs = random_inputs(in_shapes, case.roles, batch, seed, float_masks)
         with torch.no_grad():
             outputs = module(inputs)
-            env = forward_shapes(module, inputs)
+            env = every_key(module, inputs)
             reference = run_reference(module, inputs)
         assert list(outputs) == list(spec.out_keys)
         assert set(env) == set(shapes), "the fold and the forward pass know different keys"

@@ -28,7 +28,7 @@ from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
 from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
-from perceptspec._torch._walk import walk
+from perceptspec._torch._walk import every_key
 
 CHECK_MODES = ("always", "first", "off")
 
@@ -242,7 +242,5 @@ def block_generator(seed: int, path: str) -> torch.Generator:
 
 def run_reference(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The reference interpreter: the program walked step by step (`walk`); the generated forward must agree."""
-    env: dict[str, torch.Tensor] = dict(inputs)
-    for _, env in walk(module, inputs):
-        pass
+    env = every_key(module, inputs)
     return {k: env[k] for k in trace(module.spec, module.in_shapes).program.outputs}

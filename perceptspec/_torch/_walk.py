@@ -26,3 +26,11 @@ def walk(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> Iterator[tup
         result = call(module.block_module(eqn.path), *(env[v] for v in eqn.ins))
         env.update(zip(eqn.outs, result if isinstance(result, tuple) else (result,)))
         yield eqn, env
+
+
+def every_key(module: SpecModule, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every key's tensor once the whole program has run (inputs, nested private keys, outputs)."""
+    env = dict(inputs)
+    for _, env in walk(module, inputs):
+        pass
+    return env
