@@ -166,7 +166,12 @@ for name, (text, shapes, seed) in ARGS.items():
 report = sorted(ARGS)
 """, {"actor_critic": (ps.to_yaml(actor_critic()), AC_SHAPES, 2024),
       "torch_model": (ps.to_yaml(ps.TorchModel(in_keys="x", out_keys="y", module_factory=f"{FIXTURES}:Mlp",
-                                               kwargs={"hidden": [3]})), {"x": (2,)}, 11)}),
+                                               kwargs={"hidden": [3]})), {"x": (2,)}, 11),
+      # a factory that builds its layers in the order of its kwargs: that order must not follow str hashing
+      "kwargs_order": (ps.to_yaml(ps.TorchModel(in_keys="x", out_keys="y",
+                                                module_factory=f"{FIXTURES}:HeadsInKwargsOrder",
+                                                kwargs={n: i + 1 for i, n in enumerate("qwertyuiop")})),
+                       {"x": (2,)}, 5)}),
 }
 
 #: runs every probe, phase by phase; prints the reports as JSON on its last line
@@ -299,8 +304,8 @@ def test_materialize_imports_torch(report: dict[str, Any]) -> None:
 
 def test_seeded_weights(report: list[str], out_dir: Path) -> None:
     """Same spec, shapes and seed give bit-identical weights in another process with another hash seed (a graph
-    with a shared latent, and a TorchModel)."""
-    assert report == ["actor_critic", "torch_model"]
+    with a shared latent, a TorchModel, and one whose factory builds layers in the order of its kwargs)."""
+    assert report == ["actor_critic", "kwargs_order", "torch_model"]
     for name, (text, shapes, seed) in PROBES["seeded_weights"].args.items():
         here = ps.materialize(ps.from_yaml(text), shapes, seed=seed).state_dict()
         there = torch.load(out_dir / f"{name}.pt", weights_only=True)

@@ -60,6 +60,18 @@ class DictHeads(nn.Module):
         return {"a": self.a(x), "b": self.b(x), "extra": x}
 
 
+class HeadsInKwargsOrder(nn.Module):
+    """One Linear head per keyword argument, built (and drawing its weights) in the order the kwargs arrive."""
+
+    def __init__(self, in_shapes: Mapping[str, Sequence[int]], **units: int) -> None:
+        super().__init__()
+        n = sum(shape[-1] for shape in in_shapes.values())
+        self.heads = nn.ModuleDict({name: nn.Linear(n, u) for name, u in units.items()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(x) for head in self.heads.values()], dim=-1)
+
+
 class NoisyInit(nn.Module):
     """Draws from the global RNG while it is built (a buffer of noise), as some user modules do."""
 

@@ -13,7 +13,7 @@ from pyrsistent import pmap
 from perceptspec._core import Shape
 from perceptspec._errors import SpecError
 from perceptspec._spec._block import Block
-from perceptspec._spec._descriptor import descriptor
+from perceptspec._spec._descriptor import descriptor, ordered_items
 
 __all__ = ["TorchModel"]
 
@@ -187,11 +187,13 @@ def factory_error(block: TorchModel, problem: str) -> SpecError:
 
 
 def _thaw(value: object) -> object:
-    """A kwarg as the factory receives it: pmaps become dicts, tuples stay tuples."""
+    """A kwarg as the factory receives it: pmaps become dicts (keys in sorted order: a pmap iterates in hash order,
+    which differs between processes, and a factory may build its layers in the order of its kwargs), tuples stay
+    tuples."""
     if isinstance(value, tuple):
         return tuple(_thaw(v) for v in value)
     if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
+        return {k: _thaw(v) for k, v in ordered_items(value)}
     return value
 
 
@@ -211,7 +213,7 @@ def call_factory(block: TorchModel, shapes: Sequence[Shape]) -> object:
     a `SpecError` when the call fails. Whether it returned a module is the torch layer's to check
     (`factory_error` words it)."""
     factory = resolve_factory(block)
-    kwargs = {k: _thaw(v) for k, v in block.kwargs.items()}
+    kwargs = {k: _thaw(v) for k, v in ordered_items(block.kwargs)}
     if takes_in_shapes(factory):
         kwargs[IN_SHAPES_ARGUMENT] = dict(zip(block.in_keys, shapes))
     try:
