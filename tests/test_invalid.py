@@ -456,11 +456,6 @@ BAD_INPUTS = ("missing key", "extra key", "wrong dtype", "wrong trailing shape",
 @given(valid_cases(), st.sampled_from(BAD_INPUTS), st.sampled_from(("always", "first")), st.data())
 def test_bad_inputs_are_signature_errors_naming_key_expected_and_got(
         case: Case, problem: str, check: str, data: st.DataObject) -> None:
-    check_bad_input(case, problem, check, data)
-
-
-
-def check_bad_input(case: Case, problem: str, check: str, data: st.DataObject) -> None:
     module = ps.materialize(case.spec, case.in_shapes, seed=0, check=check)
     module.eval()
     batch = data.draw(st.sampled_from(((), (2,), (2, 3))))
@@ -696,11 +691,6 @@ def perturbed_shapes(draw: st.DrawFn, shape: Shape) -> Shape:
 
 @given(valid_cases(), st.data())
 def test_any_input_shape_gives_our_error_or_a_fold_that_matches_torch(case: Case, data: st.DataObject) -> None:
-    check_any_input_shape(case, data)
-
-
-
-def check_any_input_shape(case: Case, data: st.DataObject) -> None:
     key = data.draw(st.sampled_from(sorted(case.in_shapes)))
     shapes = {**case.in_shapes, key: data.draw(perturbed_shapes(case.in_shapes[key]))}
     assert_fold_matches_forward_or_our_error(case.spec, shapes, case.roles)
@@ -713,11 +703,6 @@ INT_FIELDS = ("int", "int | None", "Sequence[int]", "int | Sequence[int]", "Sequ
 @given(valid_cases(), st.integers(-2, 6), st.data())
 def test_any_int_field_value_gives_our_error_or_a_fold_that_matches_torch(case: Case, value: int,
                                                                            data: st.DataObject) -> None:
-    check_any_int_field_value(case, value, data)
-
-
-
-def check_any_int_field_value(case: Case, value: int, data: st.DataObject) -> None:
     paths = leaf_paths(case.spec)
     path = data.draw(st.sampled_from(sorted(paths)))
     block = paths[path]
