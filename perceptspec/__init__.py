@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from perceptspec._composer import Models as Models
 from perceptspec._composer import compose as compose
 from perceptspec._errors import NonFiniteError as NonFiniteError
+from perceptspec._errors import NotAllowedError as NotAllowedError
 from perceptspec._errors import PerceptSpecError as PerceptSpecError
 from perceptspec._errors import ShapeError as ShapeError
 from perceptspec._errors import SignatureError as SignatureError
@@ -26,6 +27,8 @@ from perceptspec._fold import to_yaml as to_yaml
 from perceptspec._materialize import materialize as materialize
 from perceptspec._render_models import render_models as render_models
 from perceptspec._spec import *  # every block, combinator and initialiser
+from perceptspec._trust import allow as allow
+from perceptspec._trust import allowed_modules as allowed_modules
 
 if TYPE_CHECKING:
     from perceptspec import distributions as distributions

@@ -17,29 +17,30 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
     check: first                      # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
 
-A `_target_` is an import path, resolved by import only: either a spec function
+A `_target_` is an import path of a module on the allow-list (see `perceptspec._trust`: perceptspec's examples
+and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by import only: either a spec function
 `(obs_shapes, action_logits_shapes, **kwargs) -> spec` (critic: `(obs_shapes, **kwargs)`) or a plain
 `torch.nn.Module` class with that constructor signature (seed Example 3). Keys a policy spec outputs besides its
 actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them.
+Unknown keys and values of the wrong type anywhere in the config are errors (`perceptspec._config`).
 This module imports torch and gymnasium only when `compose` runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from perceptspec._errors import SpecError
+from perceptspec._config import CRITIC_KINDS, load_config
+from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes
 from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
+from perceptspec._trust import allowing, resolve_allowed
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
-CRITIC_KINDS = ("state", "shared_state", "none")
 VALUE_KEY = "value"
 SHARED_CRITIC = "shared"
 
@@ -91,16 +91,23 @@ def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
 
 
 def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
-            action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
+            action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> Models:
     """Build the policy (and critic) networks the config describes for the given spaces.
 
     For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
+    allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may import
+        and call during this call, besides perceptspec's own and what `ps.allow` allowed.
     """
+    with allowing(allow, "compose(allow=...)"):
+        return _compose(load_config(config), observation_space, action_space)
+
+
+def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
+             action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
     import gymnasium as gym
 
     from perceptspec import spaces
 
-    cfg = _load(config)
     obs_spaces = _steps(observation_space, gym.Space)
     act_spaces = _steps(action_space, gym.Space)
     if set(obs_spaces) != set(act_spaces):
@@ -111,11 +118,9 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides) for s in obs}
     build = _Build(cfg.get("seed"), cfg.get("check", "first"), cfg.get("check_finite", False))
-    policy_cfg = _section(cfg, "policy")
+    policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
-    if kind not in CRITIC_KINDS:
-        raise SpecError("critic.kind", [f"expected one of {list(CRITIC_KINDS)}, got {kind!r}"])
 
     policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], build, step)
                 for i, step in enumerate(obs)}
@@ -180,39 +185,16 @@ def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, 
     return _Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
-def _load(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
-    if isinstance(config, Mapping):
-        return config
-    try:
-        data = yaml.safe_load(Path(config).read_text())
-    except yaml.YAMLError as e:
-        raise SpecError(f"config {config}", [" ".join(str(e).split())]) from None
-    if not isinstance(data, Mapping):
-        raise SpecError(f"config {config}", [f"expected a mapping at the top level, got {type(data).__name__}"])
-    return data
-
-
 def _steps(space: Any, space_type: type) -> dict[StepKey, Any]:
     return {0: space} if isinstance(space, space_type) else dict(space)
 
 
-def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    section = cfg.get(name)
-    if not isinstance(section, Mapping) or not section.get("networks"):
-        raise SpecError(f"config '{name}'", ["expected a mapping with a non-empty 'networks' list"])
-    return section
-
-
 def _network(section: Mapping[str, Any], index: int, steps: int, name: str) -> tuple[str, dict[str, Any]]:
-    networks = section.get("networks")
-    if not isinstance(networks, Sequence) or not networks:
-        raise SpecError(f"config '{name}.networks'", ["expected a non-empty list of networks"])
+    networks = section["networks"]  # a non-empty list of mappings with a '_target_' (checked by load_config)
     if len(networks) not in (1, steps):
         raise SpecError(f"config '{name}.networks'", [f"expected 1 network or one per sub-step ({steps}), "
                                                      f"got {len(networks)}"])
     entry = networks[index if len(networks) == steps else 0]
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("_target_"), str):
-        raise SpecError(f"config '{name}.networks[{index}]'", ["expected a mapping with a '_target_' import path"])
     kwargs = {k: v for k, v in entry.items() if k != "_target_"}
     return entry["_target_"], kwargs
 
@@ -221,12 +203,15 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
 def resolve(target: str) -> Any:
-    """The object an import path 'package.module.name' names; nothing but importing happens."""
+    """The object an import path 'package.module.name' names, if the allow-list lets it be imported; nothing but
+    importing happens."""
     if not _IMPORT_PATH.match(target):
         raise SpecError(f"_target_ {target!r}", ["expected an import path like 'package.module.function'"])
     module_name, _, attr = target.rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return resolve_allowed(module_name, (attr,), target, f"_target_ {target!r}", "")
+    except NotAllowedError:
+        raise
     except (ImportError, AttributeError) as e:
         raise SpecError(f"_target_ {target!r}", [f"cannot be imported: {e}"]) from None
 
@@ -243,14 +228,28 @@ def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], wher
     except (TypeError, ValueError):
         raise SpecError(where, [f"_target_ {target!r} has no signature to check the arguments against; wrap it in a "
                                 f"function or nn.Module class of yours"]) from None
-    try:
-        signature.bind(*shapes, **kwargs)
-    except TypeError as e:
-        raise SpecError(where, [f"arguments do not fit its signature: {e}"]) from None
+    _check_arguments(signature, shapes, kwargs, where)
     built = fn(*shapes, **kwargs)
     if not isinstance(built, (Block, nn.Module)):
         raise SpecError(where, [f"expected a spec or an nn.Module, got {type(built).__name__}"])
     return built
+
+
+def _check_arguments(signature: inspect.Signature, shapes: tuple[Shapes, ...], kwargs: Mapping[str, Any],
+                     where: str) -> None:
+    """The config's arguments fit the target's signature; a misspelt one gets a suggestion."""
+    parameters = signature.parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        named = [n for n, p in parameters.items()
+                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        unknown = [k for k in kwargs if k not in named]
+        if unknown:
+            raise SpecError(where, [f"unknown argument {k!r}{did_you_mean(k, named[len(shapes):])}; it takes "
+                                    f"{named[len(shapes):]}" for k in unknown])
+    try:
+        signature.bind(*shapes, **kwargs)
+    except TypeError as e:
+        raise SpecError(where, [f"arguments do not fit its signature: {e}"]) from None
 
 
 def _as_graph(spec: Block) -> Graph:
@@ -305,10 +304,9 @@ def _configure_critic(spec: Graph, section: Mapping[str, Any]) -> Block:
 def _apply_init(spec: Graph, init_cfg: Any, head_keys: set[str], where: str) -> Block:
     if not init_cfg:
         return spec
-    if not isinstance(init_cfg, Mapping) or not set(init_cfg) <= {"body", "heads"}:
-        raise SpecError(where, [f"expected a mapping with 'body' and/or 'heads', got {init_cfg!r}"])
-    body = _initializer(init_cfg["body"], f"{where}.body") if "body" in init_cfg else None
-    heads = _initializer(init_cfg["heads"], f"{where}.heads") if "heads" in init_cfg else None
+    # a mapping with 'body' and/or 'heads' (checked by load_config), each an initialiser or null
+    body = _initializer(init_cfg["body"], f"{where}.body") if init_cfg.get("body") is not None else None
+    heads = _initializer(init_cfg["heads"], f"{where}.heads") if init_cfg.get("heads") is not None else None
     head_blocks = {id(producer_of(spec, k)) for k in head_keys}
 
     def edit(path: str, block: Block) -> Block:

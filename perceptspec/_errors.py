@@ -6,7 +6,8 @@ message from them, so callers can both read the text and inspect the parts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 
 class PerceptSpecError(Exception):
@@ -23,6 +24,14 @@ class SpecError(PerceptSpecError, ValueError):
         if len(self.problems) > 1:
             lines += [f"  - {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+class NotAllowedError(SpecError):
+    """A spec, config or command line names code outside the allow-list (see `ps.allow`); nothing was imported."""
+
+    def __init__(self, where: str, problems: Sequence[str], *, path: str) -> None:
+        self.path = path
+        super().__init__(where, problems)
 
 
 class ShapeError(PerceptSpecError, ValueError):
@@ -68,3 +77,13 @@ class NonFiniteError(PerceptSpecError, FloatingPointError):
         else:
             where = f"block '{block}' ({block_type}), key '{key}'" if block_type else f"block '{block}', key '{key}'"
         super().__init__(f"{where}: {detail}")
+
+
+def did_you_mean(name: object, options: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the option a misspelt `name` most likely meant (a close spelling, or an option
+    containing it: 'hidden' -> 'hidden_units'), or "" when none is close."""
+    options = list(options)
+    text = str(name)
+    close = difflib.get_close_matches(text, options, n=1, cutoff=0.75) or \
+        [o for o in options if len(text) >= 3 and text in o]
+    return f" (did you mean {close[0]!r}?)" if close else ""

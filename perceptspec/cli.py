@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--env", required=True, metavar="ENV", help=ENV_HELP)
             sub.add_argument("--env-kwargs", metavar="YAML", type=_mapping, default={},
                              help="keyword arguments for the env, as a YAML/JSON mapping (e.g. '{history: 2}')")
+            sub.add_argument("--allow", action="append", default=[], metavar="MODULE",
+                             help="let the config's _target_s and TorchModel factories import code from MODULE (and "
+                                  "its submodules); repeatable. Without it only perceptspec's examples and "
+                                  "integrations and torch's layer classes are allowed (docs/security.md)")
         return sub
 
     command("summary", _summary, "print a table per network: blocks, keys and shapes, parameters")
@@ -214,7 +218,7 @@ def _compose(args: argparse.Namespace) -> tuple[Models, gym.Space[Any]]:
                            else f"config '{config}' is not a file")
     env = make_env(args.env, args.env_kwargs)
     try:
-        return ps.compose(config, env.observation_space, env.action_space), env.observation_space
+        return ps.compose(config, env.observation_space, env.action_space, allow=args.allow), env.observation_space
     finally:
         env.close()
 

@@ -11,6 +11,9 @@ Tests set no example counts of their own: the profile decides.
 Every test runs with one torch thread: `make test` runs two pytest workers on two cores, and tests build tiny
 tensors of ever new shapes, for which oneDNN compiles a kernel per shape with several threads (about 30 ms per
 convolution). No shape or value depends on the thread count.
+
+The test package is code we trust, as a user trusts their own package: `ps.allow("tests")` lets specs and configs
+in the tests name factories and targets defined under `tests` (tests/test_trust.py checks what stays refused).
 """
 
 from collections.abc import Iterator
@@ -18,6 +21,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
+
+import perceptspec as ps
+
+ps.allow("tests")
 
 #: drawing random specs is slow by Hypothesis's standards (materializing is what the properties measure)
 _SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]

@@ -432,10 +432,10 @@ class TestInitAndBias:
         assert spec.blocks["action"].init == ps.NormC(std=0.01)
 
     @pytest.mark.parametrize(("init", "match"), [
-        ({"bodyy": {"type": "NormC"}}, r"policy\.init: expected a mapping with 'body' and/or 'heads'"),
+        ({"bodyy": {"type": "NormC"}}, r"policy\.init: unknown key 'bodyy' \(did you mean 'body'\?\)"),
         ({"body": {"type": "Dense"}}, r"policy\.init\.body.*Initializer.*'Dense'"),
         ({"heads": {"type": "NormC", "std": -1.0}}, "NormC: field 'std': expected a positive"),
-        ("NormC", r"policy\.init: expected a mapping"),
+        ("NormC", r"policy\.init: expected a mapping, got 'NormC'"),
     ])
     def test_bad_init_config(self, init: Any, match: str) -> None:
         cfg = config(critic=None)
@@ -776,7 +776,7 @@ class TestErrors:
             ps.compose({"policy": section}, *cartpole_spaces())
 
     def test_network_entry_without_target(self) -> None:
-        with pytest.raises(ps.SpecError, match=r"policy\.networks\[0\].*'_target_'"):
+        with pytest.raises(ps.SpecError, match=r"policy\.networks: \[0\].*'_target_'"):
             ps.compose(config([{"hidden_units": [4]}], critic=None), *cartpole_spaces())
 
     @pytest.mark.parametrize("target", ["cartpole_policy", "perceptspec/examples/cartpole.py",
@@ -789,7 +789,7 @@ class TestErrors:
                                         "no_such_package_xyz.policy"])
     def test_target_that_cannot_be_imported(self, target: str) -> None:
         with pytest.raises(ps.SpecError, match="cannot be imported"):
-            ps.compose(config(target, critic=None), *cartpole_spaces())
+            ps.compose(config(target, critic=None), *cartpole_spaces(), allow=["no_such_package_xyz"])
 
     def test_target_that_is_not_callable(self) -> None:
         with pytest.raises(ps.SpecError, match="not callable"):
@@ -809,7 +809,18 @@ class TestErrors:
     def test_arguments_that_do_not_fit_the_signature(self, role: str, entry: dict[str, Any]) -> None:
         cfg = config()
         cfg[role]["networks"] = [entry]
-        with pytest.raises(ps.SpecError, match=f"{role} network.*arguments do not fit its signature"):
+        with pytest.raises(ps.SpecError, match=f"{role} network.*(arguments do not fit its signature|unknown argument)"):
+            ps.compose(cfg, *cartpole_spaces())
+
+    @pytest.mark.parametrize(("entry", "problem"), [
+        (network(CARTPOLE_POLICY, hiden_units=[16]),
+         r"unknown argument 'hiden_units' \(did you mean 'hidden_units'\?\); it takes \['hidden_units', 'non_lin'\]"),
+        (network(PLAIN_POLICY, hidden=[16]), r"unknown argument 'hidden' \(did you mean 'hidden_units'\?\)"),
+    ])
+    def test_a_misspelt_argument_gets_a_suggestion(self, entry: dict[str, Any], problem: str) -> None:
+        cfg = config()
+        cfg["policy"]["networks"] = [entry]
+        with pytest.raises(ps.SpecError, match=problem):
             ps.compose(cfg, *cartpole_spaces())
 
     def test_policy_spec_lacking_the_action_key(self) -> None:

@@ -595,7 +595,7 @@ def test_unknown_kinds_fields_and_missing_fields_are_spec_errors(case: Case, dat
         expected = ["unknown kind 'Conv9000'", "known kinds:", "Dense"]
     elif problem == "unknown field":
         node["hidden_unitz"] = [3]
-        expected = [f"({node['type']})", "unknown field(s) ['hidden_unitz']"]
+        expected = [f"({node['type']})", "unknown field 'hidden_unitz'"]
     else:
         required = required_fields(node["type"])
         assume(required)

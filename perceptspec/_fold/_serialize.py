@@ -13,11 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-import yaml
-
-from perceptspec._errors import SpecError
+from perceptspec._errors import SpecError, did_you_mean
 from perceptspec._spec import Block, Graph
 from perceptspec._spec._descriptor import Descriptor, descriptor_kind, field_hints, ordered_items
+from perceptspec._yaml import dump_yaml, load_yaml
 
 
 def to_dict(spec: Descriptor) -> dict[str, Any]:
@@ -66,7 +65,8 @@ def descriptor_from_dict(data: object, expected: type[Descriptor], where: str) -
     init_fields = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     unknown = [k for k in data if k != "type" and k not in init_fields]
     if unknown:
-        raise SpecError(f"{where} ({cls.__name__})", [f"unknown field(s) {unknown}; fields: {init_fields}"])
+        raise SpecError(f"{where} ({cls.__name__})", [f"unknown field {k!r}{did_you_mean(k, init_fields)}; fields: "
+                                                      f"{init_fields}" for k in unknown])
     kwargs = {k: _decode(v, hints[k], f"{where}.{k}") for k, v in data.items() if k != "type"}
     try:
         return cls(**kwargs)
@@ -88,25 +88,13 @@ def _decode(value: object, hint: Any, where: str) -> object:
     return value
 
 
-#: libyaml's safe loader and dumper when PyYAML was built with it (about five times faster), else PyYAML's own
-SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-SAFE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
 def to_yaml(spec: Descriptor) -> str:
     """`to_dict(spec)` as YAML text."""
-    return yaml.dump(to_dict(spec), Dumper=SAFE_DUMPER, sort_keys=False)
+    return dump_yaml(to_dict(spec))
 
 
 def from_yaml(source: str | Path) -> Block:
-    """The block described by YAML text (or a `Path` to a YAML file); loaded safely, no tags executed."""
+    """The block described by YAML text (or a `Path` to a YAML file); loaded safely (no tags executed) and within
+    the bounds of `perceptspec._yaml.load_yaml` (size, depth, aliases)."""
     text = source.read_text() if isinstance(source, Path) else source
-    try:
-        data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506  (a safe loader: no tags executed)
-    except yaml.YAMLError:
-        try:  # PyYAML's own loader says the same, with the offending line quoted
-            yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SpecError("YAML", [" ".join(str(e).split())]) from None
-        raise
-    return from_dict(data)
+    return from_dict(load_yaml(text, "YAML"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import re
+import reprlib
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import (Any, ClassVar, TypeVar, Union, dataclass_transform, get_args, get_origin, get_type_hints,
@@ -20,6 +21,14 @@ from pyrsistent import PMap, pmap
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from perceptspec._errors import SpecError
+
+
+#: what a refused value reads as in an error: whole, but deep nests cut ('[[[...]]]'), so the message of a value
+#: from untrusted YAML nested thousands deep cannot exceed the recursion limit
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 12
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxarray = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 10**6
+_REPR.maxdeque = _REPR.maxstring = _REPR.maxlong = _REPR.maxother = 10**6
 
 T = TypeVar("T")
 
@@ -90,7 +99,7 @@ class Descriptor:
             except (TypeError, ValueError, TypeCheckError) as e:
                 detail = str(e) if isinstance(e, (TypeError, ValueError)) and not isinstance(e, TypeCheckError) \
                     else f"expected {type_name(hint)}"
-                problems.append(f"field '{f.name}': {detail}, got {raw!r}")
+                problems.append(f"field '{f.name}': {detail}, got {_REPR.repr(raw)}")
                 continue
             object.__setattr__(self, f.name, value)
         if not problems:

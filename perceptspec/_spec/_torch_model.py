@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,9 +10,10 @@ from typing import Any, Callable, ClassVar
 from pyrsistent import pmap
 
 from perceptspec._core import Shape
-from perceptspec._errors import SpecError
+from perceptspec._errors import NotAllowedError, SpecError
 from perceptspec._spec._block import Block
 from perceptspec._spec._descriptor import descriptor, ordered_items
+from perceptspec._trust import resolve_allowed
 
 __all__ = ["TorchModel"]
 
@@ -33,8 +33,31 @@ def _freeze(value: object) -> object:
     return value
 
 
+#: how deep a factory's kwargs may nest (lists in dicts in lists ...): ample for any factory, and every walk over them
+#: (freezing, checking, YAML, hashing) stays far from Python's recursion limit
+MAX_KWARGS_DEPTH = 100
+
+
+def _nesting_depth(value: object) -> int:
+    """How deep lists, tuples and mappings nest in `value` (iterative: the value may come from untrusted YAML)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple)) or isinstance(item, Mapping):
+            children = item.values() if isinstance(item, Mapping) else item
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_KWARGS_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _frozen_kwargs(value: object) -> object:
-    return _freeze(value) if isinstance(value, Mapping) else value
+    if not isinstance(value, Mapping):
+        return value
+    if _nesting_depth(value) > MAX_KWARGS_DEPTH:
+        raise ValueError(f"expected plain values nested at most {MAX_KWARGS_DEPTH} levels deep")
+    return _freeze(value)
 
 
 def _one_shape(value: object) -> object:
@@ -152,7 +175,8 @@ def _listed(values: Sequence[Any]) -> list[Any]:
 # --- the factory: found by import path, called with the kwargs (torch-free: the factory imports what it needs) --
 
 def resolve_factory(block: TorchModel) -> Callable[..., Any]:
-    """The callable `block.module_factory` names; a `SpecError` naming the path when it cannot be found."""
+    """The callable `block.module_factory` names, imported only from allowed modules (`ps.allow`); a `SpecError`
+    naming the path when it cannot be found, a `NotAllowedError` (before any import) when it is not allowed."""
     path = block.module_factory
     if ":" in path:
         module_part, attr_part = path.split(":")
@@ -162,18 +186,17 @@ def resolve_factory(block: TorchModel) -> Callable[..., Any]:
         candidates = [(".".join(parts[:i]), parts[i:]) for i in range(len(parts) - 1, 0, -1)]
     for module_name, attrs in candidates:
         try:
-            obj: Any = importlib.import_module(module_name)
+            obj: Any = resolve_allowed(module_name, attrs, path, block._where(), "field 'module_factory'")
         except ModuleNotFoundError as e:
             if e.name is not None and (module_name + ".").startswith(e.name + "."):
                 continue  # no such module: the path may name an attribute at a shorter module path
             raise factory_error(block, f"importing '{module_name}' failed: {e}") from e
+        except AttributeError as e:
+            raise factory_error(block, str(e)) from None
+        except NotAllowedError:
+            raise
         except Exception as e:
             raise factory_error(block, f"importing '{module_name}' failed: {type(e).__name__}: {e}") from e
-        for i, attr in enumerate(attrs):
-            if not hasattr(obj, attr):
-                owner = ".".join([module_name, *attrs[:i]])
-                raise factory_error(block, f"'{owner}' has no attribute '{attr}'")
-            obj = getattr(obj, attr)
         if not callable(obj):
             raise factory_error(block, f"it names a {type(obj).__name__}, not a class or function")
         factory: Callable[..., Any] = obj

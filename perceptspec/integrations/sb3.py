@@ -29,7 +29,7 @@ logits, as in `perceptspec.distributions`; the action is the flattened Box). The
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from perceptspec import spaces
-from perceptspec._composer import VALUE_KEY, Models, _load, compose
+from perceptspec._composer import VALUE_KEY, Models, compose
+from perceptspec._config import load_config
 from perceptspec._errors import SpecError
 
 __all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_observation_space"]
@@ -84,6 +85,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     config: what `ps.compose` takes: a mapping or a YAML path with a 'policy' section and a critic of kind
         'state' or 'shared_state'. The policy's head must be 'action'. A path is read once, here: the loaded
         mapping is what `model.save` stores.
+    allow: modules the config's `_target_`s and TorchModel factories may import, as `ps.compose`'s `allow`.
     normalize_images, optimizer_class, optimizer_kwargs: as for SB3's ActorCriticPolicy (the optimizer defaults to
         Adam with eps=1e-5, as SB3's).
 
@@ -97,11 +99,12 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], lr_schedule: Schedule,
                  config: Mapping[str, Any] | str | Path, *, use_sde: bool = False, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None) -> None:
+                 optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
         if use_sde:
             raise SpecError("SpecActorCriticPolicy", ["use_sde=True (gSDE) is not supported: the spec's 'action' head "
                                                       "gives the Gaussian's means and log standard deviations"])
-        self.config = dict(_load(config))
+        self.allow = tuple(allow)
+        self.config = dict(load_config(config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
         # self._build, which composes the networks below instead of SB3's MLP extractor.
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
@@ -109,7 +112,8 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                          optimizer_kwargs=optimizer_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        models = compose(self.config, network_observation_space(self.observation_space), self.action_space)
+        models = compose(self.config, network_observation_space(self.observation_space), self.action_space,
+                         allow=self.allow)
         if models.critic_kind == "none":
             raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
                                                       "(critic.kind 'state' or 'shared_state')"])
@@ -131,7 +135,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)  # spaces and normalize_images; not SB3's MLP settings
         data.update(lr_schedule=self._dummy_schedule, config=self.config, use_sde=False,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs)
+                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
         return data
 
     def network_inputs(self, obs: PyTorchObs) -> dict[str, torch.Tensor]:
