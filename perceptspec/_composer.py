@@ -31,11 +31,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perceptspec._config import CRITIC_KINDS, load_config
+from perceptspec._config import load_config
 from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes

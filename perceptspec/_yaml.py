@@ -21,7 +21,8 @@ SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 SAFE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 MAX_BYTES = 64 * 2**20  # characters of YAML text: a 10,000-block spec is about 2 MB
-MAX_DEPTH = 5_000  # nested collections: a spec 1,000 graphs deep nests about 2,000 deep
+MAX_DEPTH = 2_500  # nested collections: a spec 1,000 graphs deep nests about 2,000 deep (deeper than libyaml takes;
+#                    PyYAML's own parser takes it, in time quadratic in the depth: ~7 s at this bound)
 MAX_NODES = 2_000_000  # scalars and collections once aliases are expanded: a 10,000-block spec has ~200,000
 _LIBYAML_DEPTH = 1_000  # libyaml refuses deeper documents; PyYAML's own parser takes them (more slowly)
 _FRAMES_PER_LEVEL = 4  # PyYAML's composer recurses about this many Python frames per nested collection

@@ -26,6 +26,7 @@ from perceptspec._spec import Block
 from perceptspec._torch._call import call
 from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
+from perceptspec._torch._memory import check_fits_in_memory
 from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
 from perceptspec._torch._walk import every_key
@@ -192,6 +193,7 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     if not isinstance(check_finite, bool):
         raise SpecError("materialize", [f"check_finite: expected a bool, got {check_finite!r}"])
     t = trace(spec, in_shapes)
+    check_fits_in_memory(t)
     return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
 
 
