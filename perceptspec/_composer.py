@@ -113,10 +113,10 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     if set(obs_spaces) != set(act_spaces):
         raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
                                     f"{list(act_spaces)}"])
-    overrides = cfg.get("distribution_overrides") or {}
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
-    logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides) for s in obs}
-    distributions = {s: spaces.distribution_names(act_spaces[s], overrides) for s in obs}
+    overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
+    logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
+    distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
     build = _Build(cfg.get("seed"), cfg.get("check", "first"), cfg.get("check_finite", False))
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
@@ -183,6 +183,16 @@ def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, 
     in_shapes = _used(spec, inputs, where)
     _check_outputs(spec, infer_shapes(spec, in_shapes), {VALUE_KEY: (1,)}, where)
     return _Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
+
+
+def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
+    """The distribution overrides each sub-step's actions see: an override naming an action of another sub-step
+    is left out (the spaces module refuses keys that name neither an action nor a space type)."""
+    from perceptspec import spaces
+
+    actions = {s: set(spaces.action_names(space)) for s, space in act_spaces.items()}
+    every_action = set().union(*actions.values())
+    return {s: {k: v for k, v in overrides.items() if k in actions[s] or k not in every_action} for s in act_spaces}
 
 
 def _steps(space: Any, space_type: type) -> dict[StepKey, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from perceptspec._errors import SpecError
+from perceptspec._errors import SpecError, did_you_mean
 
 Shape = tuple[int, ...]
 #: distribution name per action name, per space type, or per space type name ('Box'); a mapping or pairs
@@ -65,8 +65,15 @@ def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[
     """Action name -> distribution name: an override by action name wins over one by space type (the class, or its
     name such as 'Box' as YAML writes it), which wins over the default of the space's kind."""
     chosen: dict[str | type, str] = dict(overrides.items() if isinstance(overrides, Mapping) else overrides)
+    actions = _named(space, "action")
+    space_types = {t.__name__: t for t in vars(gym.spaces).values() if isinstance(t, type) and issubclass(t, gym.Space)}
+    for key in chosen:
+        if not (key in actions or key in space_types or isinstance(key, type) and issubclass(key, gym.Space)):
+            raise SpecError("distribution_overrides", [
+                f"{key!r} is neither an action ({list(actions)}) nor a space type such as 'Box'"
+                f"{did_you_mean(key, [*actions, *space_types])}"])
     names = {}
-    for action, sub in _named(space, "action").items():
+    for action, sub in actions.items():
         by_type = (chosen.get(t, chosen.get(t.__name__)) for t in type(sub).__mro__)
         name = chosen.get(action) or next((n for n in by_type if n is not None), None) \
             or DEFAULT_DISTRIBUTION.get(type(sub))
@@ -87,6 +94,11 @@ def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dic
     Box(shape) -> shape with the last dim doubled (means and log stds), MultiDiscrete(nvec) -> (sum(nvec),)."""
     actions = _named(space, "action")
     return {a: DISTRIBUTIONS[d].logits_shape(actions[a]) for a, d in distribution_names(space, overrides).items()}
+
+
+def action_names(space: gym.Space[Any]) -> list[str]:
+    """The names of the actions of an action space: a Dict's keys, else 'action'."""
+    return list(_named(space, "action"))
 
 
 def _named(space: gym.Space[Any], default: str) -> dict[str, gym.Space[Any]]:

@@ -180,3 +180,29 @@ def test_parameters_that_would_not_fit_are_refused_before_allocating() -> None:
     with pytest.raises(ps.SpecError, match="more than the .* of memory available"):
         ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[10**6, 10**6]), {"obs": (4,)})
     check_fits_in_memory(trace(spec, {"obs": (4,)}), available=40 * 2**30)  # it fits: no error
+
+
+# --- distribution overrides name actions or space types ------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, problem", [
+    ({"Bx": "gaussian"}, r"'Bx' is neither an action \(\['action'\]\) nor a space type such as 'Box' \(did you mean "
+                         r"'Box'\?\)"),
+    ({"actoin": "categorical"}, r"'actoin' is neither an action .* \(did you mean 'action'\?\)"),
+])
+def test_an_override_naming_nothing_is_an_error(overrides: dict[str, str], problem: str) -> None:
+    with pytest.raises(ps.SpecError, match=problem):
+        compose(valid(distribution_overrides=overrides))
+
+
+def test_an_override_may_name_an_action_of_another_sub_step() -> None:
+    """In a structured env each sub-step sees the overrides of its own actions (and of space types)."""
+    obs = {0: gym.spaces.Dict({"a": gym.spaces.Box(-1.0, 1.0, (2,))}),
+           1: gym.spaces.Dict({"b": gym.spaces.Box(-1.0, 1.0, (3,))})}
+    act = {0: gym.spaces.Dict({"steer": gym.spaces.Box(-1.0, 1.0, (2,))}),
+           1: gym.spaces.Dict({"gear": gym.spaces.Discrete(3)})}
+    config = {"policy": {"networks": [{"_target_": "tests.test_composer.recording_policy"}]},
+              "distribution_overrides": {"gear": "categorical", "Box": "gaussian"}}
+    models = ps.compose(config, obs, act)
+    assert models.action_logits_shapes == {0: {"steer": (4,)}, 1: {"gear": (3,)}}
+    with pytest.raises(ps.SpecError, match="'gaer' is neither an action"):
+        ps.compose({**config, "distribution_overrides": {"gaer": "categorical"}}, obs, act)
