@@ -26,6 +26,8 @@ from perceptspec._fold import to_dict as to_dict
 from perceptspec._fold import to_yaml as to_yaml
 from perceptspec._materialize import materialize as materialize
 from perceptspec._render_models import render_models as render_models
+from perceptspec._saved import load as load
+from perceptspec._saved import save as save
 from perceptspec._spec import *  # every block, combinator and initialiser
 from perceptspec._trust import allow as allow
 from perceptspec._trust import allowed_modules as allowed_modules

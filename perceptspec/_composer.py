@@ -131,6 +131,12 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
         step: _critic(critic_cfg, i, len(critic_inputs), shapes, build, step)
         for i, (step, shapes) in enumerate(critic_inputs.items())}
 
+    return assemble_models(policies, critics, obs, logits, kind)
+
+
+def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKey, Network],
+                    obs: dict[StepKey, Shapes], logits: dict[StepKey, Shapes], kind: str) -> Models:
+    """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind == "shared_state" and len(obs) == 1 else step)
@@ -138,16 +144,16 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
             actor_critics[step] = policies[step].module
         elif critic is not None:
             actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
-    specs = {**{_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
-             **{_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
-    in_shapes = {**{_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
-                 **{_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
+    specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
+             **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
+    in_shapes = {**{network_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
+                 **{network_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
     return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
                   actor_critics, specs, in_shapes, obs, logits, kind)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Network:
+class Network:
     """One composed network: its module, its spec (None for a plain module), the shapes of what it reads, and
     for a policy the extra keys it outputs for the critic (a shared embedding) with their folded shapes."""
 
@@ -158,31 +164,31 @@ class _Network:
 
 
 def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, logits: Shapes,
-            distributions: Mapping[str, str], build: _Build, step: StepKey) -> _Network:
+            distributions: Mapping[str, str], build: _Build, step: StepKey) -> Network:
     target, kwargs = _network(section, index, steps, "policy")
     where = f"policy network {target}"
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
-        return _Network(built, None, dict(obs), {})
+        return Network(built, None, dict(obs), {})
     spec = _configure_policy(_as_graph(built), section, logits, distributions)
     in_shapes = _used(spec, obs, where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
     exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
-    return _Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
+    return Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
 def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, build: _Build,
-            step: StepKey) -> _Network:
+            step: StepKey) -> Network:
     target, kwargs = _network(section, index, steps, "critic")
     where = f"critic network {target}"
     built = _build(target, (inputs,), kwargs, where)
     if not isinstance(built, Block):
-        return _Network(built, None, dict(inputs), {})
+        return Network(built, None, dict(inputs), {})
     spec = _configure_critic(_as_graph(built), section)
     in_shapes = _used(spec, inputs, where)
     _check_outputs(spec, infer_shapes(spec, in_shapes), {VALUE_KEY: (1,)}, where)
-    return _Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
+    return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
 def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
@@ -344,7 +350,7 @@ def _used(spec: Block, shapes: Shapes, where: str) -> Shapes:
     return {k: shapes[k] for k in spec.in_keys}
 
 
-def _name(role: str, step: StepKey, steps: int) -> str:
+def network_name(role: str, step: StepKey, steps: int) -> str:
     return role if steps == 1 else f"{role}[{step}]"
 
 
@@ -373,7 +379,7 @@ def _scoped_seed(seed: int | None, scope: str) -> int | None:
     return int.from_bytes(hashlib.sha256(f"{seed}/{scope}".encode()).digest()[:8], "little")
 
 
-def _actor_critic(policy: _Network, critic: _Network, obs: Shapes) -> nn.Module:
+def _actor_critic(policy: Network, critic: Network, obs: Shapes) -> nn.Module:
     """One module for both (see `perceptspec._torch._actor_critic`)."""
     from perceptspec._torch._actor_critic import actor_critic
 
