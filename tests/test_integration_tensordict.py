@@ -204,3 +204,120 @@ def test_torchrl_dqn_loss_with_a_target_network_and_its_updates() -> None:
         updater.step()
     target_after = list(loss.target_value_network_params.values(True, True))
     assert any(not torch.equal(a, b) for a, b in zip(target_before, target_after))
+
+
+# --- off-policy losses: deterministic actors, Q critics, target networks (issue #15) ----------------------------------
+
+ACT_DIM = 2
+
+
+def q_critic(n: int = 0) -> Any:
+    """A state-action critic: [observation, action] -> 'state_action_value', as TorchRL's off-policy losses read it."""
+    spec = ps.Graph({"oa": ps.Concat(in_keys=["observation", "action"], out_keys="oa", concat_dim=-1),
+                     "body": ps.Dense(in_keys="oa", out_keys="h", hidden_units=[16], non_lin="relu"),
+                     "q": ps.LinearOutput(in_keys="h", out_keys="state_action_value", output_units=1)},
+                    out_keys="state_action_value")
+    return tensordict_module(spec, {**SHAPES, "action": (ACT_DIM,)}, seed=n)
+
+
+def deterministic_actor() -> Any:
+    """observation -> 'action' in [-1, 1] (a tanh Dense layer as the head)."""
+    spec = ps.Graph({"body": ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16], non_lin="relu"),
+                     "action": ps.Dense(in_keys="h", out_keys="action", hidden_units=[ACT_DIM], non_lin="tanh")},
+                    out_keys="action")
+    return tensordict_module(spec, SHAPES, seed=1)
+
+
+def tanh_normal_actor(trl: Any) -> Any:
+    """observation -> means and log-stds -> TorchRL's TanhNormal (SAC's squashed Gaussian)."""
+    spec = ps.Graph({"body": ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16], non_lin="relu"),
+                     "logits": ps.LinearOutput(in_keys="h", out_keys="logits", output_units=2 * ACT_DIM)},
+                    out_keys="logits")
+    params: Any = TensorDictModule(trl.modules.NormalParamExtractor(), in_keys=["logits"], out_keys=["loc", "scale"])
+    return trl.modules.ProbabilisticActor(
+        TensorDictSequential(tensordict_module(spec, SHAPES, seed=2), params), in_keys=["loc", "scale"],
+        distribution_class=trl.modules.TanhNormal, distribution_kwargs={"low": -1.0, "high": 1.0},
+        return_log_prob=True)
+
+
+def transitions(n: int = 16) -> Any:
+    """Replay-buffer-shaped transitions with continuous actions."""
+    generator = torch.Generator().manual_seed(0)
+    return TensorDict({"observation": torch.randn(n, 4, generator=generator),
+                       "action": torch.rand(n, ACT_DIM, generator=generator) * 2 - 1,
+                       "next": TensorDict({"observation": torch.randn(n, 4, generator=generator),
+                                           "reward": torch.randn(n, 1, generator=generator),
+                                           "done": torch.zeros(n, 1, dtype=torch.bool),
+                                           "terminated": torch.zeros(n, 1, dtype=torch.bool)}, batch_size=[n])},
+                      batch_size=[n])
+
+
+def action_spec(trl: Any) -> Any:
+    from torchrl.data import Bounded  # type: ignore[import-untyped]  # torchrl ships no type information
+
+    return Bounded(-torch.ones(ACT_DIM), torch.ones(ACT_DIM), (ACT_DIM,))
+
+
+def train_a_few_steps(loss: Any, updater: Any, steps: int = 3) -> None:
+    """Adam on the sum of the loss terms, then the target update, `steps` times; every loss term stays finite."""
+    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    for _ in range(steps):
+        losses = loss(transitions())
+        terms = [v for k, v in losses.items() if k.startswith("loss_")]
+        assert terms and all(torch.isfinite(t).all() for t in terms), dict(losses)
+        optimizer.zero_grad()
+        torch.autograd.backward(sum(t.sum() for t in terms))
+        optimizer.step()
+        updater.step()
+
+
+def target_values(loss: Any, name: str) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in getattr(loss, name).values(True, True)]
+
+
+@pytest.mark.parametrize("loss_name", ["DDPGLoss", "TD3Loss", "SACLoss"])
+@pytest.mark.parametrize("update", ["SoftUpdate", "HardUpdate"])
+def test_torchrl_off_policy_losses_train_spec_networks_and_their_targets(loss_name: str, update: str) -> None:
+    """TorchRL's DDPG, TD3 and SAC losses with their defaults: they copy the critics (and DDPG/TD3 the actor) into
+    target parameters, swap those in to compute targets, and `SoftUpdate`/`HardUpdate` move them."""
+    trl = torchrl_or_skip()
+    objectives = trl.objectives
+    actor = tanh_normal_actor(trl) if loss_name == "SACLoss" else deterministic_actor()
+    if loss_name == "DDPGLoss":
+        loss = objectives.DDPGLoss(actor, q_critic())
+    elif loss_name == "TD3Loss":
+        loss = objectives.TD3Loss(actor, q_critic(), action_spec=action_spec(trl))
+    else:
+        loss = objectives.SACLoss(actor, q_critic(), action_spec=action_spec(trl))
+    updater = (objectives.SoftUpdate(loss, eps=0.5) if update == "SoftUpdate"
+               else objectives.HardUpdate(loss, value_network_update_interval=2))
+    trained_before = [p.detach().clone() for p in loss.parameters()]
+    target_name = "target_qvalue_network_params" if loss_name != "DDPGLoss" else "target_value_network_params"
+    target_before = target_values(loss, target_name)
+    train_a_few_steps(loss, updater)
+    assert any(not torch.equal(a, b) for a, b in zip(trained_before, loss.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(target_before, target_values(loss, target_name)))
+
+
+def test_torchrl_dqn_loss_with_a_hard_target_update() -> None:
+    trl = torchrl_or_skip()
+    spec = ps.Graph({"body": ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16], non_lin="relu"),
+                     "q": ps.LinearOutput(in_keys="h", out_keys="action_value", output_units=2)},
+                    out_keys="action_value")
+    actor = trl.modules.QValueActor(tensordict_module(spec, SHAPES, seed=0), in_keys=["observation"],
+                                    action_space="one-hot")
+    loss = trl.objectives.DQNLoss(actor, action_space="one-hot", delay_value=True)
+    updater = trl.objectives.HardUpdate(loss, value_network_update_interval=2)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    target_before = target_values(loss, "target_value_network_params")
+    changed = []
+    for _ in range(6):
+        losses = loss(ppo_batch(actor))
+        optimizer.zero_grad()
+        torch.autograd.backward(losses["loss"])
+        optimizer.step()
+        updater.step()
+        after = target_values(loss, "target_value_network_params")
+        changed.append(any(not torch.equal(a, b) for a, b in zip(target_before, after)))
+        target_before = after
+    assert changed == [False, False, True, False, False, True]  # TorchRL copies when its counter passes 2
