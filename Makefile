@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all typecheck pytest pytest-all bench train clean
+.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ bench: $(STAMP)
 train: $(STAMP)
 	$(PY) -c "import stable_baselines3" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
 	$(PY) -m perceptspec.examples.train_cartpole
+
+# PPO in TorchRL (a collector, ClipPPOLoss with its own GAE) on CartPole-v1 with the same networks until solved
+train-torchrl: $(STAMP)
+	$(PY) -m perceptspec.examples.train_cartpole_torchrl
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

@@ -321,3 +321,15 @@ def test_torchrl_dqn_loss_with_a_hard_target_update() -> None:
         changed.append(any(not torch.equal(a, b) for a, b in zip(target_before, after)))
         target_before = after
     assert changed == [False, False, True, False, False, True]  # TorchRL copies when its counter passes 2
+
+
+def test_the_torchrl_training_example_runs_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make train-torchrl`'s script end to end on one batch (the full run, to a mean return of 475, is recorded in
+    docs/training.md): it collects, trains with the loss's own GAE, evaluates and reports."""
+    torchrl_or_skip()
+    from perceptspec.examples import train_cartpole_torchrl
+
+    status = train_cartpole_torchrl.main(["--max-frames", "256", "--eval-every", "256", "--eval-episodes", "1"])
+    out = capsys.readouterr().out
+    assert "frames     256" in out and "eval return (1 episodes)" in out
+    assert status == (0 if "solved:" in out else 1) and ("solved:" in out or "not solved within 256 frames" in out)
