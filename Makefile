@@ -50,13 +50,15 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward
 
-# PPO (Stable-Baselines3) on CartPole-v1 with perceptspec networks until a mean return of 475 (docs/training.md)
+# PPO (Stable-Baselines3) on CartPole-v1 with perceptspec networks until a mean return of 475 (docs/training.md);
+# a progress bar, and the learning curve in out/train_cartpole/learning_curve.png
 train: $(STAMP)
-	$(PY) -c "import stable_baselines3" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
+	$(PY) -c "import stable_baselines3, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
 	$(PY) -m perceptspec.examples.train_cartpole
 
 # PPO in TorchRL (a collector, ClipPPOLoss with its own GAE) on CartPole-v1 with the same networks until solved
 train-torchrl: $(STAMP)
+	$(PY) -c "import torchrl, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[torchrl]'
 	$(PY) -m perceptspec.examples.train_cartpole_torchrl
 
 clean:

@@ -323,13 +323,16 @@ def test_torchrl_dqn_loss_with_a_hard_target_update() -> None:
     assert changed == [False, False, True, False, False, True]  # TorchRL copies when its counter passes 2
 
 
-def test_the_torchrl_training_example_runs_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_torchrl_training_example_runs_a_batch(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`make train-torchrl`'s script end to end on one batch (the full run, to a mean return of 475, is recorded in
-    docs/training.md): it collects, trains with the loss's own GAE, evaluates and reports."""
+    docs/training.md): it collects, trains with the loss's own GAE, evaluates, reports and draws its curve."""
     torchrl_or_skip()
     from perceptspec.examples import train_cartpole_torchrl
 
-    status = train_cartpole_torchrl.main(["--max-frames", "256", "--eval-every", "256", "--eval-episodes", "1"])
+    status = train_cartpole_torchrl.main(["--max-frames", "256", "--eval-every", "256", "--eval-episodes", "1",
+                                          "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "frames     256" in out and "eval return (1 episodes)" in out
+    assert "frames     256" in out and "(1 episodes) eval return" in out
+    assert (tmp_path / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "learning_curve.csv").read_text().splitlines()[1].startswith("256,")
     assert status == (0 if "solved:" in out else 1) and ("solved:" in out or "not solved within 256 frames" in out)

@@ -4,18 +4,19 @@ The policy is `SpecActorCriticPolicy` built from `cartpole.yaml` (Dense [16, 32]
 SB3 runs the algorithm, perceptspec the networks. Every `--eval-every` steps the deterministic policy plays
 `--eval-episodes` episodes on a separate, seeded env; once their mean return reaches `--target` (475), 100 more
 episodes confirm it (CartPole-v1's 'solved': a mean of at least 475 over 100 episodes). Exits 1 if `--max-steps`
-pass first.
+pass first. A progress bar runs over the step budget; the learning curve goes to `--out` (learning_curve.png and
+.csv).
 
-    python -m perceptspec.examples.train_cartpole [--seed 0] [--max-steps 300000]
+    python -m perceptspec.examples.train_cartpole [--seed 0] [--max-steps 300000] [--out out/train_cartpole]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +29,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import perceptspec as ps
+from perceptspec.examples.progress import TrainingProgress
 from perceptspec.integrations.sb3 import SpecActorCriticPolicy
 
 CONFIG = resources.files("perceptspec.examples") / "cartpole.yaml"
@@ -44,12 +46,13 @@ def linear(start: float) -> Callable[[float], float]:
 
 
 class Progress(BaseCallback):
-    """Prints progress and evaluates the deterministic policy every `eval_every` steps; stops once solved."""
+    """Moves the progress bar and evaluates the deterministic policy every `eval_every` steps; stops once solved."""
 
-    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int) -> None:
+    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int,
+                 progress: TrainingProgress) -> None:
         super().__init__()
         self.eval_env, self.eval_every, self.episodes, self.target = eval_env, eval_every, episodes, target
-        self.seed, self.next_eval, self.start = seed, eval_every, time.perf_counter()
+        self.seed, self.next_eval, self.progress = seed, eval_every, progress
         self.solved: tuple[int, float, float] | None = None  # steps, seconds, mean return over 100 episodes
 
     def _evaluate(self, episodes: int) -> float:
@@ -59,21 +62,21 @@ class Progress(BaseCallback):
         return float(np.mean(returns))
 
     def _on_step(self) -> bool:
+        self.progress.advance(self.num_timesteps)
         if self.num_timesteps < self.next_eval:
             return True
         self.next_eval += self.eval_every
-        elapsed = time.perf_counter() - self.start
         rollout = [info["r"] for info in self.model.ep_info_buffer or []]
         mean = self._evaluate(self.episodes)
-        print(f"steps {self.num_timesteps:>7,}  wall {elapsed:6.1f} s  rollout return {np.mean(rollout):6.1f}  "
-              f"eval return ({self.episodes} episodes) {mean:6.1f}", flush=True)
+        self.progress.evaluated(self.num_timesteps, mean, f"rollout return {np.mean(rollout):6.1f}  "
+                                                          f"({self.episodes} episodes) ")
         if mean < self.target:
             return True
         confirmed = self._evaluate(CONFIRM_EPISODES)
-        print(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}", flush=True)
+        self.progress.log(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}")
         if confirmed < self.target:
             return True
-        self.solved = (self.num_timesteps, time.perf_counter() - self.start, confirmed)
+        self.solved = (self.num_timesteps, self.progress.elapsed(), confirmed)
         return False
 
 
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--target", type=float, default=475.0)
+    parser.add_argument("--out", type=Path, default=Path("out/train_cartpole"), help="for the learning curve")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # a 700-parameter network: threads cost more than they give
@@ -96,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in models.specs.items():
         if spec is not None:
             print(f"-- {name}\n{ps.summary(spec, models.in_shapes[name])}")
-    progress = Progress(Monitor(gym.make("CartPole-v1")), args.eval_every, args.eval_episodes, args.target,
-                        args.seed)
-    model.learn(total_timesteps=args.max_steps, callback=progress)
+    with TrainingProgress("PPO (SB3) on CartPole-v1", args.max_steps, "steps", args.out, args.target) as bar:
+        progress = Progress(Monitor(gym.make("CartPole-v1")), args.eval_every, args.eval_episodes, args.target,
+                            args.seed, bar)
+        model.learn(total_timesteps=args.max_steps, callback=progress)
+    print(f"learning curve: {bar.curve_png}")
     if progress.solved is None:
-        print(f"not solved within {args.max_steps:,} steps ({time.perf_counter() - progress.start:.1f} s)")
+        print(f"not solved within {args.max_steps:,} steps ({bar.elapsed():.1f} s)")
         return 1
     steps, seconds, mean = progress.solved
     print(f"solved: mean return {mean:.1f} over {CONFIRM_EPISODES} episodes after {steps:,} steps, {seconds:.1f} s")

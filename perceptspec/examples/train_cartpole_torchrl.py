@@ -5,17 +5,19 @@ itself (calling the critic with detached parameters swapped in, which a percepts
 objective; perceptspec builds the networks from `cartpole.yaml` (Dense [16, 32] ReLU, NormC init, seed 0) and
 `as_tensordict_module` plugs them in. The settings are `make train`'s (rl-baselines3-zoo's for CartPole-v1). Every
 `--eval-every` frames the deterministic policy plays `--eval-episodes` episodes on a separate env; once their mean
-return reaches `--target` (475), 100 more episodes confirm it. Exits 1 if `--max-frames` pass first.
+return reaches `--target` (475), 100 more episodes confirm it. Exits 1 if `--max-frames` pass first. A progress
+bar runs over the frame budget; the learning curve goes to `--out` (learning_curve.png and .csv).
 
-    python -m perceptspec.examples.train_cartpole_torchrl [--seed 0] [--max-frames 300000]
+    python -m perceptspec.examples.train_cartpole_torchrl [--seed 0] [--max-frames 300000] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from importlib import resources
+from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +30,7 @@ from torchrl.modules import ProbabilisticActor  # type: ignore[import-untyped]  
 from torchrl.objectives import ClipPPOLoss, ValueEstimators  # type: ignore[import-untyped]  # as above
 
 import perceptspec as ps
+from perceptspec.examples.progress import TrainingProgress
 from perceptspec.integrations.tensordict import as_tensordict_module
 
 CONFIG = resources.files("perceptspec.examples") / "cartpole.yaml"
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=10_240)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--target", type=float, default=475.0)
+    parser.add_argument("--out", type=Path, default=Path("out/train_cartpole_torchrl"), help="for the learning curve")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -80,9 +84,27 @@ def main(argv: list[str] | None = None) -> int:
                           total_frames=args.max_frames, auto_register_policy_transforms=False)
     eval_env = make_env(args.seed + 1, 1)
     print(f"PPO (TorchRL) on CartPole-v1, {N_ENVS} envs, seed {args.seed}; networks from {CONFIG.name}")
-    start, frames, next_eval = time.perf_counter(), 0, args.eval_every
+    with TrainingProgress("PPO (TorchRL) on CartPole-v1", args.max_frames, "frames", args.out, args.target) as bar:
+        solved = train(loss, optimizer, schedule, collector, lambda n: evaluate(actor, eval_env, n), args, bar)
+    collector.shutdown()
+    print(f"learning curve: {bar.curve_png}")
+    if solved is None:
+        print(f"not solved within {args.max_frames:,} frames ({bar.elapsed():.1f} s)")
+        return 1
+    frames, seconds, mean = solved
+    print(f"solved: mean return {mean:.1f} over {CONFIRM_EPISODES} episodes after {frames:,} frames, {seconds:.1f} s")
+    return 0
+
+
+def train(loss: Any, optimizer: torch.optim.Optimizer, schedule: Any, collector: Any,
+          evaluate_episodes: Callable[[int], float], args: argparse.Namespace,
+          bar: TrainingProgress) -> tuple[int, float, float] | None:
+    """PPO epochs on each collected batch, evaluating every `args.eval_every` frames; (frames, seconds, mean return
+    over 100 episodes) once solved, else None."""
+    frames, next_eval = 0, args.eval_every
     for batch in collector:
         frames += batch.numel()
+        bar.advance(frames)
         for _ in range(EPOCHS):
             losses = loss(batch.reshape(-1))  # the loss computes GAE itself (in-loss advantage)
             total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
@@ -94,21 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         if frames < next_eval:
             continue
         next_eval += args.eval_every
-        mean = evaluate(actor, eval_env, args.eval_episodes)
-        print(f"frames {frames:>7,}  wall {time.perf_counter() - start:6.1f} s  eval return "
-              f"({args.eval_episodes} episodes) {mean:6.1f}", flush=True)
+        mean = evaluate_episodes(args.eval_episodes)
+        bar.evaluated(frames, mean, f"({args.eval_episodes} episodes) ")
         if mean < args.target:
             continue
-        confirmed = evaluate(actor, eval_env, CONFIRM_EPISODES)
-        print(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}", flush=True)
+        confirmed = evaluate_episodes(CONFIRM_EPISODES)
+        bar.log(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}")
         if confirmed >= args.target:
-            collector.shutdown()
-            print(f"solved: mean return {confirmed:.1f} over {CONFIRM_EPISODES} episodes after {frames:,} frames, "
-                  f"{time.perf_counter() - start:.1f} s")
-            return 0
-    collector.shutdown()
-    print(f"not solved within {args.max_frames:,} frames ({time.perf_counter() - start:.1f} s)")
-    return 1
+            return frames, bar.elapsed(), confirmed
+    return None
 
 
 if __name__ == "__main__":
