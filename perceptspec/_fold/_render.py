@@ -11,12 +11,14 @@ break the DOT syntax; keys and labels appear only in (escaped) labels.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import graphviz
 
@@ -160,7 +162,32 @@ class Picture:
 
     def _blocks(self, dot: graphviz.Digraph, t: Trace, eqns: list[Eqn], prefix: str, ids: Mapping[str, str],
                 params: Mapping[str, int], total: int) -> None:
-        """Draw the blocks directly under `prefix`; each nested graph below it becomes a cluster."""
+        """Draw the blocks under `prefix`, each nested graph as a cluster. Clusters are entered with an explicit
+        stack (graphviz copies a cluster into its parent when it is closed), so any nesting depth draws."""
+        levels = [_Level(contextlib.ExitStack(), iter(self._own_blocks(dot, t, eqns, prefix, ids, params, total)),
+                         prefix, dot)]
+        while levels:
+            level = levels[-1]
+            step = next(level.nested, None)
+            if step is None:
+                level.closing.close()  # (adds the cluster to its parent)
+                levels.pop()
+                continue
+            graph, members = step
+            self._clusters += 1
+            own = sum(params[e.path] for e in members)
+            closing = contextlib.ExitStack()
+            cluster = closing.enter_context(level.dot.subgraph(name=f"cluster_{self._clusters}"))
+            cluster.attr(label=f"{level.prefix}{graph}: {parameters_text(own, total)}", style="rounded,dashed,filled",
+                         fillcolor="#fcfcfc", color="#888888", penwidth="1", fontsize="11", labeljust="l")
+            inner = f"{level.prefix}{graph}."
+            levels.append(_Level(closing, iter(self._own_blocks(cluster, t, members, inner, ids, params, total)),
+                                 inner, cluster))
+
+    @staticmethod
+    def _own_blocks(dot: graphviz.Digraph, t: Trace, eqns: list[Eqn], prefix: str, ids: Mapping[str, str],
+                    params: Mapping[str, int], total: int) -> list[tuple[str, list[Eqn]]]:
+        """Draw the blocks directly under `prefix`; returns the nested graphs below it with their blocks."""
         nested: dict[str, list[Eqn]] = {}
         for eqn in eqns:
             rest = eqn.path[len(prefix):]
@@ -171,19 +198,22 @@ class Picture:
             label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
             dot.node(ids[eqn.path], _block_label(eqn.path, label, params[eqn.path], share), shape="box",
                      style="rounded,filled", fillcolor=shade(share), color="#333333")
-        for graph, members in nested.items():
-            self._clusters += 1
-            own = sum(params[e.path] for e in members)
-            with dot.subgraph(name=f"cluster_{self._clusters}") as cluster:
-                cluster.attr(label=f"{prefix}{graph}: {parameters_text(own, total)}", style="rounded,dashed,filled",
-                             fillcolor="#fcfcfc", color="#888888", penwidth="1", fontsize="11", labeljust="l")
-                self._blocks(cluster, t, members, f"{prefix}{graph}.", ids, params, total)
+        return list(nested.items())
 
     def finish(self) -> graphviz.Digraph:
         for tail, head, label, attrs in self._edges:
             self.dot.edge(tail, head, label, _attributes=attrs)
         self._edges = []
         return self.dot
+
+
+class _Level(NamedTuple):
+    """A graph being drawn: what closes its cluster, its nested graphs still to draw, its path prefix, its dot."""
+
+    closing: contextlib.ExitStack[bool | None]
+    nested: Iterator[tuple[str, list[Eqn]]]
+    prefix: str
+    dot: graphviz.Digraph
 
 
 def shade(share: float) -> str:
