@@ -178,8 +178,9 @@ class Picture:
             own = sum(params[e.path] for e in members)
             closing = contextlib.ExitStack()
             cluster = closing.enter_context(level.dot.subgraph(name=f"cluster_{self._clusters}"))
-            cluster.attr(label=f"{level.prefix}{graph}: {parameters_text(own, total)}", style="rounded,dashed,filled",
-                         fillcolor="#fcfcfc", color="#888888", penwidth="1", fontsize="11", labeljust="l")
+            cluster.attr(label=f"{escstring(level.prefix + graph)}: {parameters_text(own, total)}",
+                         style="rounded,dashed,filled", fillcolor="#fcfcfc", color="#888888", penwidth="1",
+                         fontsize="11", labeljust="l")
             inner = f"{level.prefix}{graph}."
             levels.append(_Level(closing, iter(self._own_blocks(cluster, t, members, inner, ids, params, total)),
                                  inner, cluster))
@@ -234,13 +235,13 @@ def parameters_text(n: int, total: int | None = None) -> str:
 
 def edge_label(key: str, shape: Shape) -> str:
     """The label of an edge: the key above its shape."""
-    return _rows(html.escape(key), shape_text(shape))
+    return _rows(html_text(key), shape_text(shape))
 
 
 def _tensor_label(key: str, shape: Shape, note: str | None = None) -> str:
-    rows = [f"<B>{html.escape(key)}</B>", shape_text(shape)]
+    rows = [f"<B>{html_text(key)}</B>", shape_text(shape)]
     if note:
-        rows.append(f'<FONT POINT-SIZE="9" COLOR="{SHARED_COLOR}">{html.escape(note)}</FONT>')
+        rows.append(f'<FONT POINT-SIZE="9" COLOR="{SHARED_COLOR}">{html_text(note)}</FONT>')
     return _rows(*rows)
 
 
@@ -248,7 +249,7 @@ def _block_label(title: str, kind: str, n_params: int, share: float) -> str:
     params = parameters_text(n_params)
     if n_params:
         params += f" · {share_text(share)}"
-    return _rows(f"<B>{html.escape(title)}</B>", html.escape(kind),
+    return _rows(f"<B>{html_text(title)}</B>", html_text(kind),
                  f'<FONT POINT-SIZE="9" COLOR="#333333">{html.escape(params)}</FONT>')
 
 
@@ -261,7 +262,18 @@ def _rows(*rows: str) -> str:
 
 def escstring(text: str) -> str:
     """`text` for a plain graphviz label (an escString, where a backslash starts an escape such as '\\n')."""
-    return text.replace("\\", "\\\\")
+    return printable(text).replace("\\", "\\\\")
+
+
+def html_text(text: str) -> str:
+    """`text` for an HTML-like graphviz label."""
+    return html.escape(printable(text))
+
+
+def printable(text: str) -> str:
+    """`text` with each unprintable character written as Python escapes it ('\\x00', '\\n'): graphviz refuses
+    control characters in labels, and keys may hold any."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _safe(name: str) -> str:

@@ -19,6 +19,7 @@ import yaml
 from perceptspec._errors import SpecError
 from perceptspec._recursion import recursion_room
 from perceptspec._spec import Block, Graph
+from perceptspec._spec._graph import nesting
 from perceptspec._spec._descriptor import Descriptor, descriptor_kind, field_hints, ordered_items
 
 
@@ -156,7 +157,10 @@ SAFE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumpe
 def to_yaml(spec: Descriptor) -> str:
     """`to_dict(spec)` as YAML text."""
     stream = io.StringIO()
-    dumper = SAFE_DUMPER(stream, sort_keys=False)  # what yaml.dump does, minus its representer's recursion
+    # what yaml.dump does, minus its representer's recursion; text nested so deep that its innermost part is in
+    # flow style keeps that part on one line (wrapping it would indent each line as deep as the part)
+    deep = 2 * nesting(spec) + 2 > BLOCK_DEPTH
+    dumper = SAFE_DUMPER(stream, sort_keys=False, width=2**31 - 1 if deep else None)
     try:
         dumper.open()
         dumper.serialize(_yaml_node(to_dict(spec), dumper))
@@ -166,26 +170,31 @@ def to_yaml(spec: Descriptor) -> str:
     return stream.getvalue()
 
 
+#: how deep YAML mappings and lists nest in block style (indented lines); below that, in flow style ({...}, [...]):
+#: block-style text grows with the square of the nesting depth (each level indents every line inside it)
+BLOCK_DEPTH = 64
+
+
 def _yaml_node(data: object, dumper: yaml.SafeDumper) -> yaml.Node:
-    """The YAML node tree of plain `data` (dicts, lists, scalars), as `yaml.dump` represents it, built with an
-    explicit stack (PyYAML's representer recurses once per level)."""
-    def empty_or_scalar(value: object) -> yaml.Node:
+    """The YAML node tree of plain `data` (dicts, lists, scalars), as `yaml.dump` represents it (nested deeper than
+    BLOCK_DEPTH in flow style), built with an explicit stack (PyYAML's representer recurses once per level)."""
+    def empty_or_scalar(value: object, depth: int) -> yaml.Node:
         if isinstance(value, dict):
-            return yaml.MappingNode("tag:yaml.org,2002:map", [], flow_style=False)
+            return yaml.MappingNode("tag:yaml.org,2002:map", [], flow_style=depth >= BLOCK_DEPTH)
         if isinstance(value, list):
-            return yaml.SequenceNode("tag:yaml.org,2002:seq", [], flow_style=False)
+            return yaml.SequenceNode("tag:yaml.org,2002:seq", [], flow_style=depth >= BLOCK_DEPTH)
         node: yaml.Node = dumper.represent_data(value)
         return node
 
-    root = empty_or_scalar(data)
-    stack = [(data, root)]
+    root = empty_or_scalar(data, 0)
+    stack = [(data, root, 0)]
     while stack:
-        value, node = stack.pop()
+        value, node, depth = stack.pop()
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         for key, item in items:
-            child = empty_or_scalar(item)
+            child = empty_or_scalar(item, depth + 1)
             node.value.append((dumper.represent_data(key), child) if isinstance(value, dict) else child)
-            stack.append((item, child))
+            stack.append((item, child, depth + 1))
     return root
 
 

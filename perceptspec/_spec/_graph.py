@@ -112,9 +112,9 @@ class Graph(Block):
         return [("", blocks), ("out_keys", out_keys), *([("init", self.init)] if self.init is not None else [])]
 
 
-def nesting(block: Block) -> int:
-    """How many Graph levels `block` has (0 for a leaf block)."""
-    levels: int = block.__dict__.get("nesting", 0)
+def nesting(value: object) -> int:
+    """How many Graph levels `value` has (0 for a leaf block, or anything else)."""
+    levels: int = getattr(value, "__dict__", {}).get("nesting", 0)
     return levels
 
 
