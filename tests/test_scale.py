@@ -119,7 +119,19 @@ class TestDeepNesting:
         torch.testing.assert_close(run_reference(module, {"x": x})["y"], expected)
         clone = pickle.loads(pickle.dumps(module))
         torch.testing.assert_close(clone({"x": x})["y"], expected)
+        assert repr(module).count("(g): BlockModules(") == DEPTH - 1
 
+
+
+def test_a_summary_lists_at_most_sixteen_keys_per_cell() -> None:
+    """Every row is padded to the widest cell: a Concat of N keys listed in full would make the table N^2 long."""
+    n = 40
+    blocks: dict[str, ps.Block] = {f"d{i}": ps.Dense(in_keys="x", out_keys=f"h{i}", hidden_units=[2]) for i in range(n)}
+    blocks["cat"] = ps.Concat(in_keys=[f"h{i}" for i in range(n)], out_keys="cat", concat_dim=-1)
+    table = ps.summary(ps.Graph(blocks, out_keys="cat"), {"x": (3,)})
+    (row,) = [line for line in table.splitlines() if line.startswith("cat ")]
+    assert "h15 (2,), … (24 more)" in row and "h16" not in row
+    assert max(map(len, table.splitlines())) < 400
 
 # --- linecache ---------------------------------------------------------------------------------------------------------
 

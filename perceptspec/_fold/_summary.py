@@ -47,10 +47,10 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
                 inside = members.pop(graph)
                 ins, outs = boundary.of(inside)
                 sub = sum(params[e.path] for e in inside)
-                rows.append(("  " * (depth - 1) + graph, f"Graph ({len(inside)} blocks)", _keys(ins, t.shapes),
-                             _keys(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
+                rows.append(("  " * (depth - 1) + graph, f"Graph ({len(inside)} blocks)", _cell(ins, t.shapes),
+                             _cell(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
         label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
-        rows.append(("  " * (len(parts) - 1) + eqn.path, label, _keys(eqn.ins, t.shapes), _keys(eqn.outs, t.shapes),
+        rows.append(("  " * (len(parts) - 1) + eqn.path, label, _cell(eqn.ins, t.shapes), _cell(eqn.outs, t.shapes),
                      f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
     widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
 
@@ -103,6 +103,18 @@ class _Boundary:
         ins = list(dict.fromkeys(v for e in members for v in e.ins if v not in produced))
         outs = [v for v in produced if v in self.outputs or self.reads[v] > reads_inside[v]]
         return ins, outs
+
+
+#: keys listed in one cell of the table at most: every row is padded to the widest cell, so a Concat of 10,000 keys
+#: listed in full would make the table grow with the square of the number of blocks
+CELL_KEYS = 16
+
+
+def _cell(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:
+    """The keys and shapes of a table cell: the first CELL_KEYS of them, then how many more."""
+    if len(keys) <= CELL_KEYS:
+        return _keys(keys, shapes)
+    return f"{_keys(keys[:CELL_KEYS], shapes)}, … ({len(keys) - CELL_KEYS:,} more)"
 
 
 def _keys(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:

@@ -175,6 +175,10 @@ class SpecModule(nn.Module):
             clone.__dict__[name] = value if isinstance(value, MappingProxyType) else copy.deepcopy(value, memo)
         return clone
 
+    def __repr__(self) -> str:
+        with torch_room(self.spec):  # torch's repr recurses three frames per level of block modules
+            return super().__repr__()
+
     def extra_repr(self) -> str:
         finite = ", check_finite=True" if self.check_finite else ""
         return f"in_shapes={dict(self.in_shapes)}, out_shapes={dict(self.out_shapes)}, check={self.check!r}{finite}"
