@@ -201,8 +201,8 @@ def test_masked_attention_with_weights_at_batch_0_in_eval_without_grad() -> None
 
 ODD_KEYS = ["with space", "class", "None", "self", "inputs", "__init__", "1abc", "x-1", "ünïcödé", "中文",
             "emoji🙂", "ﬁx", "fix", "tab\tkey", "new\nline", "nul\x00", "\x7f", "\u2028", "\u200b", "quote'\"",
-            "back\\slash", "<b>&amp;", "{brace}", "#comment", "? q", ": c", "&anchor", "*alias", "!tag", "yes", "null", "~", "0",
-            " ", "-"]
+            "back\\slash", "<b>&amp;", "{brace}", "#comment", "? q", ": c", "&anchor", "*alias", "!tag", "yes", "null",
+            "~", "0", " ", "-"]
 
 
 def test_keys_of_any_spelling_work_everywhere(tmp_path: Path) -> None:
