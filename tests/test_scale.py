@@ -122,7 +122,7 @@ class TestDeepNesting:
 
 
 
-def test_a_summary_lists_at_most_sixteen_keys_per_cell() -> None:
+def test_a_summary_cell_holds_at_most_sixteen_keys_and_eighty_characters_of_label() -> None:
     """Every row is padded to the widest cell: a Concat of N keys listed in full would make the table N^2 long."""
     n = 40
     blocks: dict[str, ps.Block] = {f"d{i}": ps.Dense(in_keys="x", out_keys=f"h{i}", hidden_units=[2]) for i in range(n)}
@@ -130,6 +130,7 @@ def test_a_summary_lists_at_most_sixteen_keys_per_cell() -> None:
     table = ps.summary(ps.Graph(blocks, out_keys="cat"), {"x": (3,)})
     (row,) = [line for line in table.splitlines() if line.startswith("cat ")]
     assert "h15 (2,), … (24 more)" in row and "h16" not in row
+    assert f"Concat dim -1 {'+'.join(['2'] * 33)}…  " in row  # the label "Concat dim -1 2+2+...+2→80", cut
     assert max(map(len, table.splitlines())) < 400
 
 # --- linecache --------------------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
                 sub = sum(params[e.path] for e in inside)
                 rows.append(("  " * (depth - 1) + graph, f"Graph ({len(inside)} blocks)", _cell(ins, t.shapes),
                              _cell(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
-        label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
+        label = _clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
         rows.append(("  " * (len(parts) - 1) + eqn.path, label, _cell(eqn.ins, t.shapes), _cell(eqn.outs, t.shapes),
                      f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
     widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
@@ -105,9 +105,15 @@ class _Boundary:
         return ins, outs
 
 
-#: keys listed in one cell of the table at most: every row is padded to the widest cell, so a Concat of 10,000 keys
-#: listed in full would make the table grow with the square of the number of blocks
+#: every row is padded to the widest cell, so a cell as long as the spec is wide (a Concat of 10,000 keys) would
+#: make the table grow with the square of the number of blocks: a cell lists at most CELL_KEYS keys, and a layer
+#: label is cut at LABEL_WIDTH characters
 CELL_KEYS = 16
+LABEL_WIDTH = 80
+
+
+def _clipped(label: str) -> str:
+    return label if len(label) <= LABEL_WIDTH else label[:LABEL_WIDTH - 1] + "…"
 
 
 def _cell(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:
