@@ -28,7 +28,7 @@ from perceptspec._fold._program import Eqn
 from perceptspec._core import Shape
 from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import Trace, trace
-from perceptspec._fold._summary import shape_text, share_text
+from perceptspec._fold._summary import clipped, shape_text, share_text
 from perceptspec._spec import Block
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
@@ -196,7 +196,7 @@ class Picture:
                 nested.setdefault(rest.split(".", 1)[0], []).append(eqn)
                 continue
             share = params[eqn.path] / total if total else 0.0
-            label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
+            label = clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
             dot.node(ids[eqn.path], _block_label(eqn.path, label, params[eqn.path], share), shape="box",
                      style="rounded,filled", fillcolor=shade(share), color="#333333")
         return list(nested.items())

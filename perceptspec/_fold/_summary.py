@@ -49,7 +49,7 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
                 sub = sum(params[e.path] for e in inside)
                 rows.append(("  " * (depth - 1) + graph, f"Graph ({len(inside)} blocks)", _cell(ins, t.shapes),
                              _cell(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
-        label = _clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
+        label = clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
         rows.append(("  " * (len(parts) - 1) + eqn.path, label, _cell(eqn.ins, t.shapes), _cell(eqn.outs, t.shapes),
                      f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
     widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
@@ -112,7 +112,8 @@ CELL_KEYS = 16
 LABEL_WIDTH = 80
 
 
-def _clipped(label: str) -> str:
+def clipped(label: str) -> str:
+    """A layer label cut at LABEL_WIDTH characters (for the table, and for the boxes of a drawing)."""
     return label if len(label) <= LABEL_WIDTH else label[:LABEL_WIDTH - 1] + "…"
 
 
