@@ -1,7 +1,8 @@
 """Room on the call stack for the few places where code that is not ours recurses once per level of a spec's
 nesting: PyYAML's pure-Python composer (which reads what libyaml refuses: documents nested over 1,000 levels) and
-torch's `nn.Module` methods (`modules()`, `state_dict()`, `load_state_dict()`, `train()`), which recurse once per
-level of submodules (block modules nest like the spec's graphs). Everything perceptspec does itself is iterative.
+torch's `nn.Module` methods (`modules()`, `state_dict()`, `load_state_dict()`, `train()`, `repr`), which recurse
+once per level of submodules (block modules nest like the spec's graphs). Everything perceptspec does itself is
+iterative.
 """
 
 from __future__ import annotations

@@ -165,13 +165,15 @@ def test_names_made_from_many_keys_of_one_spelling_stay_unique() -> None:
 # --- batch size 0 -----------------------------------------------------------------------------------------------------
 
 KINDS = sorted(BLOCK_KINDS, key=lambda k: k.__name__)
+#: examples per block kind: a thirtieth of the profile's (3 in `make test`)
+PER_KIND = settings(max_examples=max(3, settings().max_examples // 30))
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.__name__ for k in KINDS])
 def test_every_block_kind_runs_an_empty_batch(kind: type[ps.Block]) -> None:
     """Inputs of shape (0, *shape) (and (2, 0, *shape)) give outputs of shape (0, *out_shape), forward and backward,
     in training and in eval mode."""
-    @settings(max_examples=3)
+    @PER_KIND
     @given(blocks_of(kind), st.sampled_from([(0,), (2, 0)]), st.booleans())
     def run(case: Case, batch: tuple[int, ...], training: bool) -> None:
         module = ps.materialize(case.spec, case.in_shapes, seed=0, check="always").train(training)
