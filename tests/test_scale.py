@@ -143,6 +143,7 @@ def test_generated_source_lives_in_linecache_exactly_as_long_as_its_module() -> 
         module({"x": torch.zeros(1, 5)})
     frames = [f for f in traceback.extract_tb(e.value.__traceback__) if f.filename == filename]
     assert frames and "_call(" in (frames[0].line or "")  # the traceback shows the generated line
+    del e  # (its traceback holds the forward's frame)
     clone = copy.deepcopy(module)  # shares the generated function
     del module
     gc.collect()
