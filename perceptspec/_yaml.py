@@ -8,13 +8,13 @@ later walk over the data would visit). Over a bound it raises our `SpecError` in
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
 from perceptspec._errors import SpecError
+from perceptspec._recursion import recursion_room
 
 #: libyaml's safe loader and dumper when PyYAML was built with it (about five times faster), else PyYAML's own
 SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -28,11 +28,6 @@ _LIBYAML_DEPTH = 1_000  # libyaml refuses deeper documents; PyYAML's own parser 
 _FRAMES_PER_LEVEL = 4  # PyYAML's composer recurses about this many Python frames per nested collection
 
 
-def dump_yaml(data: object) -> str:
-    """Plain data as YAML text, keys in the order given."""
-    return yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False)
-
-
 def load_yaml(text: str, where: str) -> Any:
     """The plain data (dicts, lists, scalars) of one YAML document, loaded safely; `SpecError` (prefixed `where`)
     for malformed YAML or a document over the bounds above."""
@@ -42,12 +37,8 @@ def load_yaml(text: str, where: str) -> Any:
     depth = _check_events(text, where)
     if depth < _LIBYAML_DEPTH:
         return _load(text, SAFE_LOADER, where)
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, _FRAMES_PER_LEVEL * depth + 1_000))  # pure-Python frames: no C stack used
-    try:
+    with recursion_room(_FRAMES_PER_LEVEL * depth):  # PyYAML's composer recurses per level
         return _load(text, yaml.SafeLoader, where)
-    finally:
-        sys.setrecursionlimit(limit)
 
 
 def _load(text: str, loader: type[yaml.SafeLoader], where: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from perceptspec._spec import Block, Graph, Initializer, TorchDefault
@@ -71,14 +71,37 @@ def input_roles(program: Program) -> dict[str, str]:
 def _inline(graph: Graph, prefix: str, env: dict[str, str], default_init: Initializer, eqns: list[Eqn],
             exports: Mapping[str, str]) -> None:
     """Append the equations of `graph`. `env` maps the graph's keys to program variables (it starts with the
-    inputs and grows); `exports` names the variables of the graph's out keys in the enclosing scope."""
-    init = graph.init if graph.init is not None else default_init
-    for name, block in graph.blocks_in_order:
-        path = f"{prefix}{name}"
-        ins = tuple(env[k] for k in block.in_keys)
-        outs = tuple(exports.get(k, f"{prefix}{k}") for k in block.out_keys)
-        env.update(zip(block.out_keys, outs))
+    inputs and grows); `exports` names the variables of the graph's out keys in the enclosing scope. Nested graphs
+    are entered with an explicit stack (a scope per graph), so any nesting depth lowers."""
+    scopes = [_Scope(iter(graph.blocks_in_order), prefix, env, _own(graph.init, default_init), exports)]
+    while scopes:
+        scope = scopes[-1]
+        step = next(scope.blocks, None)
+        if step is None:
+            scopes.pop()
+            continue
+        name, block = step
+        path = f"{scope.prefix}{name}"
+        ins = tuple(scope.env[k] for k in block.in_keys)
+        outs = tuple(scope.exports.get(k, f"{scope.prefix}{k}") for k in block.out_keys)
+        scope.env.update(zip(block.out_keys, outs))
         if isinstance(block, Graph):
-            _inline(block, f"{path}.", dict(zip(block.in_keys, ins)), init, eqns, dict(zip(block.out_keys, outs)))
+            scopes.append(_Scope(iter(block.blocks_in_order), f"{path}.", dict(zip(block.in_keys, ins)),
+                                 _own(block.init, scope.init), dict(zip(block.out_keys, outs))))
         else:
-            eqns.append(Eqn(path, block, ins, outs, block.init if block.init is not None else init))
+            eqns.append(Eqn(path, block, ins, outs, _own(block.init, scope.init)))
+
+
+class _Scope(NamedTuple):
+    """A graph being inlined: its blocks still to go, its path prefix, its keys' variables, its default
+    initialiser and the variables its out keys export."""
+
+    blocks: Iterator[tuple[str, Block]]
+    prefix: str
+    env: dict[str, str]
+    init: Initializer
+    exports: Mapping[str, str]
+
+
+def _own(init: Initializer | None, inherited: Initializer) -> Initializer:
+    return init if init is not None else inherited

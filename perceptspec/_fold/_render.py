@@ -11,12 +11,14 @@ break the DOT syntax; keys and labels appear only in (escaped) labels.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import graphviz
 
@@ -26,7 +28,7 @@ from perceptspec._fold._program import Eqn
 from perceptspec._core import Shape
 from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import Trace, trace
-from perceptspec._fold._summary import shape_text, share_text
+from perceptspec._fold._summary import clipped, shape_text, share_text
 from perceptspec._spec import Block
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
@@ -160,7 +162,33 @@ class Picture:
 
     def _blocks(self, dot: graphviz.Digraph, t: Trace, eqns: list[Eqn], prefix: str, ids: Mapping[str, str],
                 params: Mapping[str, int], total: int) -> None:
-        """Draw the blocks directly under `prefix`; each nested graph below it becomes a cluster."""
+        """Draw the blocks under `prefix`, each nested graph as a cluster. Clusters are entered with an explicit
+        stack (graphviz copies a cluster into its parent when it is closed), so any nesting depth draws."""
+        levels = [_Level(contextlib.ExitStack(), iter(self._own_blocks(dot, t, eqns, prefix, ids, params, total)),
+                         prefix, dot)]
+        while levels:
+            level = levels[-1]
+            step = next(level.nested, None)
+            if step is None:
+                level.closing.close()  # (adds the cluster to its parent)
+                levels.pop()
+                continue
+            graph, members = step
+            self._clusters += 1
+            own = sum(params[e.path] for e in members)
+            closing = contextlib.ExitStack()
+            cluster = closing.enter_context(level.dot.subgraph(name=f"cluster_{self._clusters}"))
+            cluster.attr(label=f"{escstring(level.prefix + graph)}: {parameters_text(own, total)}",
+                         style="rounded,dashed,filled", fillcolor="#fcfcfc", color="#888888", penwidth="1",
+                         fontsize="11", labeljust="l")
+            inner = f"{level.prefix}{graph}."
+            levels.append(_Level(closing, iter(self._own_blocks(cluster, t, members, inner, ids, params, total)),
+                                 inner, cluster))
+
+    @staticmethod
+    def _own_blocks(dot: graphviz.Digraph, t: Trace, eqns: list[Eqn], prefix: str, ids: Mapping[str, str],
+                    params: Mapping[str, int], total: int) -> list[tuple[str, list[Eqn]]]:
+        """Draw the blocks directly under `prefix`; returns the nested graphs below it with their blocks."""
         nested: dict[str, list[Eqn]] = {}
         for eqn in eqns:
             rest = eqn.path[len(prefix):]
@@ -168,22 +196,25 @@ class Picture:
                 nested.setdefault(rest.split(".", 1)[0], []).append(eqn)
                 continue
             share = params[eqn.path] / total if total else 0.0
-            label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
+            label = clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
             dot.node(ids[eqn.path], _block_label(eqn.path, label, params[eqn.path], share), shape="box",
                      style="rounded,filled", fillcolor=shade(share), color="#333333")
-        for graph, members in nested.items():
-            self._clusters += 1
-            own = sum(params[e.path] for e in members)
-            with dot.subgraph(name=f"cluster_{self._clusters}") as cluster:
-                cluster.attr(label=f"{prefix}{graph}: {parameters_text(own, total)}", style="rounded,dashed,filled",
-                             fillcolor="#fcfcfc", color="#888888", penwidth="1", fontsize="11", labeljust="l")
-                self._blocks(cluster, t, members, f"{prefix}{graph}.", ids, params, total)
+        return list(nested.items())
 
     def finish(self) -> graphviz.Digraph:
         for tail, head, label, attrs in self._edges:
             self.dot.edge(tail, head, label, _attributes=attrs)
         self._edges = []
         return self.dot
+
+
+class _Level(NamedTuple):
+    """A graph being drawn: what closes its cluster, its nested graphs still to draw, its path prefix, its dot."""
+
+    closing: contextlib.ExitStack[bool | None]
+    nested: Iterator[tuple[str, list[Eqn]]]
+    prefix: str
+    dot: graphviz.Digraph
 
 
 def shade(share: float) -> str:
@@ -204,13 +235,13 @@ def parameters_text(n: int, total: int | None = None) -> str:
 
 def edge_label(key: str, shape: Shape) -> str:
     """The label of an edge: the key above its shape."""
-    return _rows(html.escape(key), shape_text(shape))
+    return _rows(html_text(key), shape_text(shape))
 
 
 def _tensor_label(key: str, shape: Shape, note: str | None = None) -> str:
-    rows = [f"<B>{html.escape(key)}</B>", shape_text(shape)]
+    rows = [f"<B>{html_text(key)}</B>", shape_text(shape)]
     if note:
-        rows.append(f'<FONT POINT-SIZE="9" COLOR="{SHARED_COLOR}">{html.escape(note)}</FONT>')
+        rows.append(f'<FONT POINT-SIZE="9" COLOR="{SHARED_COLOR}">{html_text(note)}</FONT>')
     return _rows(*rows)
 
 
@@ -218,7 +249,7 @@ def _block_label(title: str, kind: str, n_params: int, share: float) -> str:
     params = parameters_text(n_params)
     if n_params:
         params += f" · {share_text(share)}"
-    return _rows(f"<B>{html.escape(title)}</B>", html.escape(kind),
+    return _rows(f"<B>{html_text(title)}</B>", html_text(kind),
                  f'<FONT POINT-SIZE="9" COLOR="#333333">{html.escape(params)}</FONT>')
 
 
@@ -231,7 +262,18 @@ def _rows(*rows: str) -> str:
 
 def escstring(text: str) -> str:
     """`text` for a plain graphviz label (an escString, where a backslash starts an escape such as '\\n')."""
-    return text.replace("\\", "\\\\")
+    return printable(text).replace("\\", "\\\\")
+
+
+def html_text(text: str) -> str:
+    """`text` for an HTML-like graphviz label."""
+    return html.escape(printable(text))
+
+
+def printable(text: str) -> str:
+    """`text` with each unprintable character written as Python escapes it ('\\x00', '\\n'): graphviz refuses
+    control characters in labels, and keys may hold any."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _safe(name: str) -> str:

@@ -7,6 +7,7 @@ take per sample in float32. Everything comes from the shape fold: no tensor is c
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Mapping, Sequence
 
@@ -37,20 +38,19 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
     params = block_parameters(t)
     total = sum(params.values())
     rows: list[tuple[str, ...]] = []
-    opened: set[str] = set()
+    members = _graph_members(program)
+    boundary = _Boundary(program)
     for eqn in program.eqns:
         parts = eqn.path.split(".")
-        for depth in range(1, len(parts)):
-            graph = ".".join(parts[:depth])
-            if graph not in opened:
-                opened.add(graph)
-                members = [e for e in program.eqns if e.path.startswith(graph + ".")]
-                ins, outs = _boundary(program, members)
-                sub = sum(params[e.path] for e in members)
-                rows.append(("  " * (depth - 1) + graph, f"Graph ({len(members)} blocks)", _keys(ins, t.shapes),
-                             _keys(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
-        label = label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn))
-        rows.append(("  " * (len(parts) - 1) + eqn.path, label, _keys(eqn.ins, t.shapes), _keys(eqn.outs, t.shapes),
+        for depth, graph in enumerate(_graphs_around(eqn.path), start=1):
+            if graph in members:  # (the first block of a graph opens it)
+                inside = members.pop(graph)
+                ins, outs = boundary.of(inside)
+                sub = sum(params[e.path] for e in inside)
+                rows.append(("  " * (depth - 1) + graph, f"Graph ({len(inside)} blocks)", _cell(ins, t.shapes),
+                             _cell(outs, t.shapes), f"({sub:,})", f"({share_text(sub / total)})" if total else "-"))
+        label = clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
+        rows.append(("  " * (len(parts) - 1) + eqn.path, label, _cell(eqn.ins, t.shapes), _cell(eqn.outs, t.shapes),
                      f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
     widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
 
@@ -74,15 +74,54 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
     ])
 
 
-def _boundary(program: Program, members: Sequence[Eqn]) -> tuple[list[str], list[str]]:
-    """The keys a nested graph reads from outside and the keys it gives back (read outside or returned)."""
-    inside = {e.path for e in members}
-    produced = [v for e in members for v in e.outs]
-    ins: list[str] = []
-    for eqn in members:
-        ins += [v for v in eqn.ins if v not in produced and v not in ins]
-    read_outside = {v for e in program.eqns if e.path not in inside for v in e.ins} | set(program.outputs)
-    return ins, [v for v in produced if v in read_outside]
+def _graphs_around(path: str) -> list[str]:
+    """The paths of the nested graphs a block sits in, outermost first ('a.b.c' -> ['a', 'a.b'])."""
+    ends = [i for i, c in enumerate(path) if c == "."]
+    return [path[:i] for i in ends]
+
+
+def _graph_members(program: Program) -> dict[str, list[Eqn]]:
+    """The blocks of every nested graph, by the graph's path."""
+    members: dict[str, list[Eqn]] = {}
+    for eqn in program.eqns:
+        for graph in _graphs_around(eqn.path):
+            members.setdefault(graph, []).append(eqn)
+    return members
+
+
+class _Boundary:
+    """The keys a nested graph reads from outside and the keys it gives back (read outside or returned), in time
+    linear in the graph's blocks: how often each key is read at all is counted once."""
+
+    def __init__(self, program: Program) -> None:
+        self.reads = collections.Counter(v for e in program.eqns for v in e.ins)
+        self.outputs = set(program.outputs)
+
+    def of(self, members: Sequence[Eqn]) -> tuple[list[str], list[str]]:
+        produced = {v: None for e in members for v in e.outs}  # an ordered set
+        reads_inside = collections.Counter(v for e in members for v in e.ins)
+        ins = list(dict.fromkeys(v for e in members for v in e.ins if v not in produced))
+        outs = [v for v in produced if v in self.outputs or self.reads[v] > reads_inside[v]]
+        return ins, outs
+
+
+#: every row is padded to the widest cell, so a cell as long as the spec is wide (a Concat of 10,000 keys) would
+#: make the table grow with the square of the number of blocks: a cell lists at most CELL_KEYS keys, and a layer
+#: label is cut at LABEL_WIDTH characters
+CELL_KEYS = 16
+LABEL_WIDTH = 80
+
+
+def clipped(label: str) -> str:
+    """A layer label cut at LABEL_WIDTH characters (for the table, and for the boxes of a drawing)."""
+    return label if len(label) <= LABEL_WIDTH else label[:LABEL_WIDTH - 1] + "…"
+
+
+def _cell(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:
+    """The keys and shapes of a table cell: the first CELL_KEYS of them, then how many more."""
+    if len(keys) <= CELL_KEYS:
+        return _keys(keys, shapes)
+    return f"{_keys(keys[:CELL_KEYS], shapes)}, … ({len(keys) - CELL_KEYS:,} more)"
 
 
 def _keys(keys: Sequence[str], shapes: Mapping[str, Shape]) -> str:

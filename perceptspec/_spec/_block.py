@@ -62,4 +62,6 @@ def key_problem(key: str) -> str | None:
         return "a key must be a non-empty string"
     if "." in key:
         return f"key '{key}' contains '.', which separates the levels of nested graphs"
+    if any("\ud800" <= c <= "\udfff" for c in key):
+        return f"key {key!r} contains a lone surrogate, which no file or YAML can hold (it is not UTF-8)"
     return None

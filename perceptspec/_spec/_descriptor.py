@@ -135,33 +135,86 @@ REPR_WIDTH = 100
 
 def as_code(value: object, indent: int = 0, column: int | None = None) -> str:
     """The code that builds `value`: one line when it fits in REPR_WIDTH columns (starting at `column`), else one
-    argument per line, indented by four more than the line it starts on (`indent`)."""
-    flat = _flat_code(value)
-    if (indent if column is None else column) + len(flat) <= REPR_WIDTH:
-        return flat
-    inner = " " * (indent + 4)
-    if isinstance(value, Descriptor):
-        lines = []
-        for k, v in value._repr_args():
-            prefix = f"{inner}{k}=" if k else inner
-            lines.append(prefix + as_code(v, indent + 4, len(prefix)))
-        return f"{type(value).__name__}(\n" + ",\n".join(lines) + f",\n{' ' * indent})"
-    if isinstance(value, Mapping):
-        lines = [f"{inner}{k!r}: " + as_code(v, indent + 4, len(inner) + len(repr(k)) + 2)
-                 for k, v in ordered_items(value)]
-        return "{\n" + ",\n".join(lines) + f",\n{' ' * indent}}}"
-    return flat
+    argument per line, indented by four more than the line it starts on (`indent`).
+
+    Written piece by piece from an explicit stack (the pieces of one value, then of the values in it), so any
+    nesting depth takes time in proportion to the text."""
+    pieces: list[str] = []
+    stack: list[_Text | tuple[object, int, int]] = [(value, indent, indent if column is None else column)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            pieces.append(item)
+            continue
+        value, indent, column = item
+        flat = _flat_code_within(value, REPR_WIDTH - column)
+        if flat is not None:
+            pieces.append(flat)
+            continue
+        inner = " " * (indent + 4)
+        if isinstance(value, Descriptor):
+            opening, closing = f"{type(value).__name__}(\n", f",\n{' ' * indent})"
+            entries = [(f"{inner}{k}=" if k else inner, v) for k, v in value._repr_args()]
+        elif isinstance(value, Mapping):
+            opening, closing = "{\n", f",\n{' ' * indent}}}"
+            entries = [(f"{inner}{k!r}: ", v) for k, v in ordered_items(value)]
+        else:
+            pieces.extend(_flat_pieces(value))
+            continue
+        pieces.append(opening)
+        stack.append(_Text(closing))
+        for n, (prefix, v) in enumerate(reversed(entries)):
+            if n:
+                stack.append(_Text(",\n"))
+            stack.append((v, indent + 4, len(prefix)))
+            stack.append(_Text(prefix))
+    return "".join(pieces)
 
 
-def _flat_code(value: object) -> str:
-    if isinstance(value, Descriptor):
-        args = ", ".join((f"{k}=" if k else "") + _flat_code(v) for k, v in value._repr_args())
-        return f"{type(value).__name__}({args})"
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_flat_code(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_flat_code(v)}" for k, v in ordered_items(value)) + "}"
-    return repr(value)
+def _flat_code_within(value: object, width: int) -> str | None:
+    """`value`'s code on one line if it takes at most `width` characters, else None (found without writing more
+    than `width` characters: a deep spec's one-line code would be long)."""
+    pieces, length = [], 0
+    for piece in _flat_pieces(value):
+        length += len(piece)
+        if length > width:
+            return None
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+class _Text(str):
+    """A piece of code as it is (any other value on `_flat_pieces`'s stack still needs writing)."""
+
+
+def _flat_pieces(value: object) -> Iterator[str]:
+    """The pieces of `value`'s one-line code, in order, from an explicit stack (any nesting depth)."""
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Text:
+            yield item
+            continue
+        if isinstance(item, Descriptor):
+            parts = [(_Text(f"{k}=") if k else None, v) for k, v in item._repr_args()]
+            opening, closing = _Text(f"{type(item).__name__}("), _Text(")")
+        elif isinstance(item, tuple):
+            parts = [(None, v) for v in item]
+            opening, closing = _Text("["), _Text("]")
+        elif isinstance(item, Mapping):
+            parts = [(_Text(f"{k!r}: "), v) for k, v in ordered_items(item)]
+            opening, closing = _Text("{"), _Text("}")
+        else:
+            yield repr(item)
+            continue
+        stack.append(closing)
+        for n, (label, v) in enumerate(reversed(parts)):
+            stack.append(v)
+            if label is not None:
+                stack.append(label)
+            if n < len(parts) - 1:
+                stack.append(_Text(", "))
+        yield opening
 
 
 def ordered_items(mapping: Mapping[Any, Any]) -> list[tuple[Any, Any]]:

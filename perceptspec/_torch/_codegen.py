@@ -13,6 +13,7 @@ import itertools
 import keyword
 import linecache
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -28,15 +29,19 @@ class Namespace:
 
     def __init__(self) -> None:
         self._used = set(_RESERVED)
+        self._next: dict[str, int] = {}  # per base, the suffix to try first: probing stays linear in all
 
     def create(self, hint: str) -> str:
         # ASCII only: Python folds identifiers by NFKC, so 'ﬁx' and 'fix' would be one variable
         base = re.sub(r"[^0-9A-Za-z_]", "_", hint) or "v"
         if base[0].isdigit() or keyword.iskeyword(base):
             base = f"_{base}"
-        name, n = base, 1
+        n = self._next.get(base, 0)
+        name = f"{base}_{n}" if n else base
         while name in self._used:
-            name, n = f"{base}_{n}", n + 1
+            n += 1
+            name = f"{base}_{n}"
+        self._next[base] = n + 1
         self._used.add(name)
         return name
 
@@ -72,10 +77,13 @@ def forward_source(t: Trace, check: str) -> str:
 
 
 def compile_forward(source: str, global_values: dict[str, Any]) -> Callable[..., Any]:
-    """Exec `source` under a unique `<perceptspec-forward-N>` filename registered in linecache."""
+    """Exec `source` under a unique `<perceptspec-forward-N>` filename, registered in linecache for as long as the
+    function lives (tracebacks and debuggers show its lines; thousands of materializations do not pile up there)."""
     filename = f"<perceptspec-forward-{next(_counter)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace = dict(global_values)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
-    forward: Callable[..., Any] = namespace["forward"]
+    forward: Callable[..., Any] = namespace.pop("forward")  # (left in its globals, it would keep itself alive)
+    # an entry without mtime: linecache.checkcache keeps it; the finalizer drops it with the function
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    weakref.finalize(forward, linecache.cache.pop, filename, None)
     return forward

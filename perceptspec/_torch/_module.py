@@ -7,6 +7,7 @@ call costs no frame more than a hand-written module's), which calls the block mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import types
@@ -22,7 +23,9 @@ from perceptspec._core import Shape
 from perceptspec._errors import SpecError
 from perceptspec._fold._program import input_roles
 from perceptspec._fold._shapes import Trace, trace
+from perceptspec._recursion import recursion_room
 from perceptspec._spec import Block
+from perceptspec._spec._graph import nesting
 from perceptspec._torch._call import call
 from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
@@ -113,8 +116,9 @@ class SpecModule(nn.Module):
         self._check_pending = check != "off"
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
-        self._probe: tuple[nn.Module, str] | None = next(
-            ((m, name) for m in self.modules() for name in m._parameters), None)
+        with torch_room(spec):
+            self._probe: tuple[nn.Module, str] | None = next(
+                ((m, name) for m in self.modules() for name in m._parameters), None)
 
     def forward(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
                 **named: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,8 +161,10 @@ class SpecModule(nn.Module):
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
-        grads = {name: p.requires_grad for name, p in self.named_parameters()}
-        return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, self.state_dict(),
+        with torch_room(self.spec):
+            grads = {name: p.requires_grad for name, p in self.named_parameters()}
+            state = self.state_dict()
+        return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, state,
                            self.training, grads, self.check_finite)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
@@ -169,6 +175,10 @@ class SpecModule(nn.Module):
             # read-only shape mappings hold only tuples: shared (a mappingproxy cannot be deep-copied)
             clone.__dict__[name] = value if isinstance(value, MappingProxyType) else copy.deepcopy(value, memo)
         return clone
+
+    def __repr__(self) -> str:
+        with torch_room(self.spec):  # torch's repr recurses three frames per level of block modules
+            return super().__repr__()
 
     def extra_repr(self) -> str:
         finite = ", check_finite=True" if self.check_finite else ""
@@ -229,11 +239,18 @@ def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_ext
               state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool],
               check_finite: bool = False) -> SpecModule:
     module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
-    module.load_state_dict(state)
-    module.train(training)
-    for name, p in module.named_parameters():
-        p.requires_grad_(grads[name])
+    with torch_room(spec):
+        module.load_state_dict(state)
+        module.train(training)
+        for name, p in module.named_parameters():
+            p.requires_grad_(grads[name])
     return module
+
+
+def torch_room(spec: Block) -> contextlib.AbstractContextManager[None]:
+    """Recursion room for torch's own `nn.Module` methods (`modules()`, `state_dict()`, ...) over the block modules
+    of `spec`: they nest like its graphs, and torch recurses once or twice per level (see `_recursion`)."""
+    return recursion_room(4 * (nesting(spec) + 2))
 
 
 def block_generator(seed: int, path: str) -> torch.Generator:

@@ -87,15 +87,18 @@ class _MultiHeadAttentionModule(nn.Module):
         q = query.reshape(self.views[0])
         k = q if key is query else key.reshape(self.views[1])  # one tensor keeps torch's self-attention fast path
         v = k if value is key else value.reshape(self.views[2])
+        # an empty batch has nothing to mask (and torch's MultiheadAttention cannot reshape a mask of no rows)
+        attn_mask = self.attn_mask(masks) if q.shape[0] else None
         out: torch.Tensor
-        out, weights = self.self_attn(q, k, v, need_weights=self.weights_shape is not None,
-                                      attn_mask=self.attn_mask(masks))
+        out, weights = self.self_attn(q, k, v, need_weights=self.weights_shape is not None, attn_mask=attn_mask)
         out = self.gamma * out
         if self.add_input_to_output:
             out = out + q
         out = out.reshape(*batch, *self.query_shape)
         if self.weights_shape is None:
             return out
+        if weights is None:  # (torch's fast path, in eval without grad, returns none for an empty batch)
+            return out, q.new_zeros((*batch, *self.weights_shape))
         return out, weights.reshape(*batch, *self.weights_shape)
 
     def attn_mask(self, masks: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
