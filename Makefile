@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl clean
+.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl train-sac clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ train: $(STAMP)
 train-torchrl: $(STAMP)
 	$(PY) -c "import torchrl, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[torchrl]'
 	$(PY) -m perceptspec.examples.train_cartpole_torchrl
+
+# SAC (Stable-Baselines3) on Pendulum-v1 with perceptspec networks until a mean return of -250 (docs/training.md)
+train-sac: $(STAMP)
+	$(PY) -c "import stable_baselines3, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
+	$(PY) -m perceptspec.examples.train_pendulum_sac
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

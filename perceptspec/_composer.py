@@ -8,7 +8,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
           hidden_units: [16, 32]
       init: {body: {type: NormC, std: 1.0}, heads: {type: NormC, std: 0.01}}      # optional
       action_head_bias: {action: [0.3, 0.7]}                                      # optional
-    critic:                           # optional; kind: state (default), shared_state or none
+    critic:                           # optional; kind: state (default), shared_state, state_action or none
       kind: state
       networks:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
@@ -21,7 +21,9 @@ A `_target_` is an import path of a module on the allow-list (see `perceptspec._
 and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by import only: either a spec function
 `(obs_shapes, action_logits_shapes, **kwargs) -> spec` (critic: `(obs_shapes, **kwargs)`) or a plain
 `torch.nn.Module` class with that constructor signature (seed Example 3). Keys a policy spec outputs besides its
-actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them.
+actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them. A
+`state_action` critic (a Q function, as SAC, TD3 and DDPG train) also reads the actions, one key per action
+(`spaces.action_shapes`), and outputs its Q value under 'value'.
 Unknown keys and values of the wrong type anywhere in the config are errors (`perceptspec._config`).
 This module imports torch and gymnasium only when `compose` runs.
 """
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
 VALUE_KEY = "value"
+STATE_ACTION = "state_action"
 SHARED_CRITIC = "shared"
 
 
@@ -78,6 +81,9 @@ class Models:
     @property
     def actor_critic(self) -> nn.Module:
         """One module computing action logits and the value in one call, shared embeddings computed once."""
+        if self.critic_kind == STATE_ACTION:
+            raise SpecError("Models", ["no actor_critic: a state-action critic reads the actions, which the policy "
+                                       "samples from its logits; call models.policy, then models.critic"])
         return _single(self.actor_critics, "actor_critics")
 
 
@@ -125,6 +131,9 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], build, step)
                 for i, step in enumerate(obs)}
     critic_inputs = {step: {**obs[step], **policies[step].exports} for step in obs}
+    if kind == STATE_ACTION:
+        critic_inputs = {step: _with_actions(critic_inputs[step], spaces.action_shapes(act_spaces[step]))
+                         for step in obs}
     if kind == "shared_state":
         critic_inputs = {SHARED_CRITIC: _union(critic_inputs)}
     critics = {} if kind == "none" else {
@@ -142,7 +151,7 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
         critic = critics.get(SHARED_CRITIC if kind == "shared_state" and len(obs) == 1 else step)
         if kind == "none":
             actor_critics[step] = policies[step].module
-        elif critic is not None:
+        elif critic is not None and kind != STATE_ACTION:
             actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
     specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
              **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
@@ -329,6 +338,15 @@ def _apply_init(spec: Graph, init_cfg: Any, head_keys: set[str], where: str) -> 
         chosen = heads if id(block) in head_blocks else body
         return dataclasses.replace(block, init=chosen) if chosen is not None else block
     return map_blocks(spec, edit)
+
+
+def _with_actions(inputs: Shapes, actions: Shapes) -> Shapes:
+    """A state-action critic's inputs: the state's keys and one key per action."""
+    clash = [k for k in actions if k in inputs]
+    if clash:
+        raise SpecError("state_action critic", [f"action key(s) {clash} are also observation keys; a Q critic reads "
+                                                f"both, so their names must differ"])
+    return {**inputs, **actions}
 
 
 def _union(shapes: Mapping[StepKey, Shapes]) -> Shapes:

@@ -15,7 +15,7 @@ from perceptspec._errors import SpecError, did_you_mean
 from perceptspec._yaml import load_yaml
 
 CHECK_MODES = ("always", "first", "off")
-CRITIC_KINDS = ("state", "shared_state", "none")
+CRITIC_KINDS = ("state", "shared_state", "state_action", "none")
 
 Check = Callable[[object], str | None]  # the problem with a value, or None
 
@@ -83,7 +83,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     if isinstance(policy, Mapping):
         problems += _section_problems(policy, POLICY_KEYS, "policy", required=("networks",))
     if isinstance(critic, Mapping):
-        required = () if critic.get("kind") not in (*CRITIC_KINDS[:2], None) else ("networks",)
+        required = ("networks",) if critic.get("kind", "state") in CRITIC_KINDS[:3] else ()
         problems += _section_problems(critic, CRITIC_KEYS, "critic", required=required)
     for name, section in (("policy", policy), ("critic", critic)):
         init = section.get("init") if isinstance(section, Mapping) else None

@@ -155,7 +155,7 @@ def _mapping(text: str) -> dict[str, Any]:
 def _summary(args: argparse.Namespace) -> int:
     import perceptspec as ps
 
-    models, _ = _compose(args)
+    models, _, _ = _compose(args)
     print(_heading(args, models))
     for name, spec in models.specs.items():
         print(f"\n{name}")
@@ -175,7 +175,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     import perceptspec as ps
 
-    models, _ = _compose(args)
+    models, _, _ = _compose(args)
     for path in ps.render_models(models, args.output, format=args.format):
         print(path)
     return 0
@@ -184,7 +184,7 @@ def _render(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import perceptspec as ps
 
-    models, observation_space = _compose(args)
+    models, observation_space, action_space = _compose(args)
     parts = []
     for name, spec in models.specs.items():
         counted = _numel(_module(models, name))
@@ -193,7 +193,7 @@ def _check(args: argparse.Namespace) -> int:
             if folded != counted:
                 raise CommandError(f"{name}: the parameter fold counts {folded:,}, the module holds {counted:,}")
         parts.append(f"{name} ({'spec' if spec is not None else 'plain module'}, {counted:,} parameters)")
-    outputs = _forward_on_sample(models, observation_space)
+    outputs = _forward_on_sample(models, observation_space, action_space)
     print(f"ok: {args.config} on {args.env}: {', '.join(parts)}; one actor-critic forward on a sampled observation "
           f"gave {outputs}")
     return 0
@@ -208,8 +208,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
 
-def _compose(args: argparse.Namespace) -> tuple[Models, gym.Space[Any]]:
-    """The models the config builds for the env's spaces, and the observation space."""
+def _compose(args: argparse.Namespace) -> tuple[Models, gym.Space[Any], gym.Space[Any]]:
+    """The models the config builds for the env's spaces, and the spaces."""
     import perceptspec as ps
 
     config: Path = args.config
@@ -218,7 +218,8 @@ def _compose(args: argparse.Namespace) -> tuple[Models, gym.Space[Any]]:
                            else f"config '{config}' is not a file")
     env = make_env(args.env, args.env_kwargs)
     try:
-        return ps.compose(config, env.observation_space, env.action_space, allow=args.allow), env.observation_space
+        models = ps.compose(config, env.observation_space, env.action_space, allow=args.allow)
+        return models, env.observation_space, env.action_space
     finally:
         env.close()
 
@@ -275,18 +276,28 @@ def _numel(module: Any) -> int:
     return sum(int(p.numel()) for p in module.parameters())
 
 
-def _forward_on_sample(models: Models, observation_space: gym.Space[Any]) -> str:
-    """Run the actor-critic once on an observation sampled from the env's space (batch of 1); check its outputs."""
+def _forward_on_sample(models: Models, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> str:
+    """Run the actor-critic once on an observation sampled from the env's space (batch of 1): a state-action critic
+    runs after the policy, on an action sampled from the action space. Check the outputs' shapes."""
     import gymnasium as gym
     import numpy as np
     import torch
+
+    from perceptspec import spaces
 
     observation_space.seed(0)
     sample = observation_space.sample()
     items = sample.items() if isinstance(observation_space, gym.spaces.Dict) else (("observation", sample),)
     inputs = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32).unsqueeze(0) for k, v in items}
     with torch.no_grad():
-        outputs = models.actor_critic(inputs)
+        if models.critic_kind == "state_action":
+            outputs = dict(models.policy(inputs))
+            actions = {k: torch.zeros(1, *shape) for k, shape in spaces.action_shapes(action_space).items()}
+            critic = models.critic
+            assert critic is not None  # a state_action config has a critic
+            outputs.update(critic({**inputs, **outputs, **actions}))
+        else:
+            outputs = models.actor_critic(inputs)
     expected = dict(next(iter(models.action_logits_shapes.values())))
     if models.critics:
         expected["value"] = (1,)

@@ -68,9 +68,42 @@ def _multi_categorical(logits: torch.Tensor, space: Any) -> Distribution:
     return MultiCategorical(logits, tuple(int(n) for n in space.nvec.flatten()), tuple(space.nvec.shape))
 
 
+class Deterministic(Distribution):
+    """The 'deterministic' head of a Box action (TD3's and DDPG's actors): the logits are the action itself. Sampling
+    and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0."""
+
+    arg_constraints: dict[str, Any] = {}
+
+    def __init__(self, action: torch.Tensor, event_dims: int) -> None:
+        self.action = action
+        batch = action.shape[:action.dim() - event_dims]
+        super().__init__(batch, action.shape[action.dim() - event_dims:], validate_args=False)
+
+    def sample(self, sample_shape: _size = torch.Size()) -> torch.Tensor:
+        return self.action.expand(*sample_shape, *self.action.shape)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.action
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(-len(self.event_shape), 0))
+        equal = (value == self.action).all(dim=dims) if dims else value == self.action
+        return torch.where(equal, 0.0, -torch.inf).to(self.action.dtype)
+
+    def entropy(self) -> torch.Tensor:
+        return torch.zeros(self.batch_shape, dtype=self.action.dtype, device=self.action.device)
+
+
+def _deterministic(logits: torch.Tensor, space: Any) -> Distribution:
+    if not space.shape:  # a scalar Box: one output
+        return Deterministic(logits.squeeze(-1), 0)
+    return Deterministic(logits, len(space.shape))
+
+
 DISTRIBUTION_BUILDERS: dict[str, Callable[[torch.Tensor, Any], Distribution]] = {
     "categorical": _categorical, "bernoulli": _bernoulli, "gaussian": _gaussian,
-    "multi_categorical": _multi_categorical,
+    "multi_categorical": _multi_categorical, "deterministic": _deterministic,
 }
 
 

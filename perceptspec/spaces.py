@@ -38,9 +38,15 @@ def _gaussian_logits(space: gym.spaces.Box) -> Shape:
 DISTRIBUTIONS: dict[str, DistributionKind] = {d.name: d for d in (
     DistributionKind("categorical", (gym.spaces.Discrete,), lambda s: (int(s.n),)),
     DistributionKind("bernoulli", (gym.spaces.MultiBinary,), lambda s: tuple(s.shape)),
-    DistributionKind("gaussian", (gym.spaces.Box,), _gaussian_logits),
+    DistributionKind("gaussian", (gym.spaces.Box,), _gaussian_logits),  # means, then log standard deviations
     DistributionKind("multi_categorical", (gym.spaces.MultiDiscrete,), lambda s: (int(s.nvec.sum()),)),
 )}
+
+def _box_shape(space: gym.spaces.Box) -> Shape:
+    return tuple(space.shape) or (1,)
+
+
+DISTRIBUTIONS["deterministic"] = DistributionKind("deterministic", (gym.spaces.Box,), _box_shape)
 
 DEFAULT_DISTRIBUTION: dict[type[gym.Space[Any]], str] = {
     gym.spaces.Discrete: "categorical", gym.spaces.MultiBinary: "bernoulli", gym.spaces.Box: "gaussian",
@@ -94,6 +100,26 @@ def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dic
     Box(shape) -> shape with the last dim doubled (means and log stds), MultiDiscrete(nvec) -> (sum(nvec),)."""
     actions = _named(space, "action")
     return {a: DISTRIBUTIONS[d].logits_shape(actions[a]) for a, d in distribution_names(space, overrides).items()}
+
+
+def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
+    """Action name -> the shape of the action as a network reads it (a state-action critic's action inputs): a Box
+    or MultiBinary its own shape ((1,) for a scalar Box), Discrete(n) one-hot (n,), MultiDiscrete the concatenated
+    one-hots (sum(nvec),)."""
+    shapes = {}
+    for action, sub in _named(space, "action").items():
+        if isinstance(sub, gym.spaces.Box):
+            shapes[action] = _box_shape(sub)
+        elif isinstance(sub, gym.spaces.MultiBinary):
+            shapes[action] = tuple(int(d) for d in sub.shape)
+        elif isinstance(sub, gym.spaces.Discrete):
+            shapes[action] = (int(sub.n),)
+        elif isinstance(sub, gym.spaces.MultiDiscrete):
+            shapes[action] = (int(sub.nvec.sum()),)
+        else:
+            raise SpecError(f"action '{action}'", [f"no action shape for {sub!r}; supported spaces: "
+                                                   f"{', '.join(t.__name__ for t in DEFAULT_DISTRIBUTION)}"])
+    return shapes
 
 
 def action_names(space: gym.Space[Any]) -> list[str]:

@@ -52,7 +52,7 @@ from perceptspec._composer import VALUE_KEY, Models, compose
 from perceptspec._config import load_config
 from perceptspec._errors import SpecError
 
-__all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_observation_space"]
+__all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_inputs", "network_observation_space"]
 
 ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
 OBSERVATION = "observation"  # the input key of a plain observation space
@@ -77,6 +77,15 @@ def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
         return gym.spaces.Box(0.0, 1.0, (int(space.nvec.sum()),), np.float32)
     raise SpecError("SpecActorCriticPolicy", [f"unsupported observation space {space!r}: SB3 policies take Box, "
                                               f"Discrete, MultiDiscrete, MultiBinary or a Dict of these"])
+
+
+def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize_images: bool,
+                   shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """SB3's preprocessing of `obs` (one-hot, float, image scaling), keyed as the networks read it, each input
+    reshaped to (batch, *its shape in `shapes`)."""
+    x = preprocess_obs(obs, observation_space, normalize_images=normalize_images)
+    named = x if isinstance(x, dict) else {OBSERVATION: x}
+    return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
 
 
 class SpecActorCriticPolicy(ActorCriticPolicy):
@@ -144,10 +153,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         SB3's buffers keep a Discrete observation as shape (1,), which one-hot encodes to (batch, 1, n): each input
         is reshaped to (batch, *shape the networks were composed for), as SB3's own extractors flatten it.
         """
-        x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
-        named = x if isinstance(x, dict) else {OBSERVATION: x}
-        shapes = self.models.obs_shapes[0]
-        return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
+        return network_inputs(obs, self.observation_space, self.normalize_images, self.models.obs_shapes[0])
 
     def distribution(self, logits: torch.Tensor) -> Distribution:
         """SB3's distribution for the 'action' head's logits (batch, *logits shape)."""

@@ -1,0 +1,101 @@
+"""`make train-sac`: SAC (Stable-Baselines3) on Pendulum-v1 with perceptspec networks, until a mean return >= -250.
+
+The actor and the twin Q critics come from `pendulum.yaml` (SB3's default sizes: 2 x 256 ReLU; a `state_action`
+critic) through `SpecSACPolicy`: SB3 runs SAC, perceptspec builds the networks. The settings are
+rl-baselines3-zoo's for Pendulum-v1 (learning rate 1e-3, otherwise SB3's defaults). Every `--eval-every` steps the
+deterministic policy plays `--eval-episodes` episodes on a separate, seeded env; once their mean return reaches
+`--target`, 50 more episodes confirm it. Exits 1 if `--max-steps` pass first. A progress bar runs over the step
+budget; the learning curve goes to `--out`.
+
+    python -m perceptspec.examples.train_pendulum_sac [--seed 0] [--max-steps 50000] [--out out/train_pendulum_sac]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+
+from perceptspec.examples.progress import TrainingProgress
+from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+
+CONFIG = resources.files("perceptspec.examples") / "pendulum.yaml"
+LEARNING_RATE = 1e-3
+CONFIRM_EPISODES = 50
+__all__ = ["main"]
+
+
+class Evaluation(BaseCallback):
+    """Moves the progress bar and evaluates the deterministic policy every `eval_every` steps; stops once it is
+    good enough."""
+
+    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int,
+                 progress: TrainingProgress) -> None:
+        super().__init__()
+        self.eval_env, self.eval_every, self.episodes, self.target = eval_env, eval_every, episodes, target
+        self.seed, self.next_eval, self.progress = seed, eval_every, progress
+        self.reached: tuple[int, float, float] | None = None  # steps, seconds, mean return over the confirmation
+
+    def _evaluate(self, episodes: int) -> float:
+        self.eval_env.reset(seed=self.seed)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True,
+                                     return_episode_rewards=True)
+        return float(np.mean(returns))
+
+    def _on_step(self) -> bool:
+        self.progress.advance(self.num_timesteps)
+        if self.num_timesteps < self.next_eval:
+            return True
+        self.next_eval += self.eval_every
+        mean = self._evaluate(self.episodes)
+        self.progress.evaluated(self.num_timesteps, mean, f"({self.episodes} episodes) ")
+        if mean < self.target:
+            return True
+        confirmed = self._evaluate(CONFIRM_EPISODES)
+        self.progress.log(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}")
+        if confirmed < self.target:
+            return True
+        self.reached = (self.num_timesteps, self.progress.elapsed(), confirmed)
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=50_000)
+    parser.add_argument("--eval-every", type=int, default=2_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--target", type=float, default=-250.0)
+    parser.add_argument("--out", type=Path, default=Path("out/train_pendulum_sac"), help="for the learning curve")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)  # small networks, batch 256: threads cost more than they give
+    model = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": str(CONFIG)}, learning_rate=LEARNING_RATE,
+                seed=args.seed)
+    print(f"SAC on Pendulum-v1, seed {args.seed}; networks from {CONFIG.name} "
+          f"({sum(p.numel() for p in model.policy.parameters()):,} parameters with the target critics)")
+    with TrainingProgress("SAC (SB3) on Pendulum-v1", args.max_steps, "steps", args.out, args.target) as bar:
+        evaluation = Evaluation(Monitor(gym.make("Pendulum-v1")), args.eval_every, args.eval_episodes, args.target,
+                                args.seed, bar)
+        model.learn(total_timesteps=args.max_steps, callback=evaluation)
+    print(f"learning curve: {bar.curve_png}")
+    if evaluation.reached is None:
+        print(f"mean return {args.target} not reached within {args.max_steps:,} steps ({bar.elapsed():.1f} s)")
+        return 1
+    steps, seconds, mean = evaluation.reached
+    print(f"reached: mean return {mean:.1f} over {CONFIRM_EPISODES} episodes after {steps:,} steps, {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""Stable-Baselines3's off-policy algorithms with perceptspec networks: SAC, TD3, DDPG and DQN.
+
+    from stable_baselines3 import SAC
+    from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+
+    model = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": "perceptspec/examples/pendulum_sac.yaml"})
+
+The config is a composer config (`ps.compose`'s layout), as for `SpecActorCriticPolicy`:
+
+- SAC, TD3, DDPG: `policy.networks` is the actor, `critic` a `state_action` critic: it reads the observations and
+  the action (key 'action', the Box's shape) and outputs its Q value under 'value'. SAC's actor head 'action' gives
+  means and log standard deviations (2 x the action dims), squashed by SB3's own tanh Gaussian (log stds clamped to
+  [-20, 2] as SB3 does); TD3's and DDPG's give the action itself (the 'deterministic' distribution: the action dims),
+  squashed by tanh as SB3's own actor does.
+- DQN: `policy.networks` is the Q network: its 'action' head gives one Q value per discrete action; no critic.
+
+SB3 asks for target copies and for `n_critics` Q networks: a target is a copy of its network (SB3 then copies the
+weights over, and updates them as it always does); the first Q network is the composer's critic, the others are the
+same spec materialized with seeds of their own (SAC's and TD3's twin critics start different). Observations are
+preprocessed by SB3 (`network_inputs`), Dict observations included (MultiInputPolicy's role).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+
+from perceptspec._composer import STATE_ACTION, VALUE_KEY, Models, compose
+from perceptspec._config import load_config
+from perceptspec._errors import SpecError
+from perceptspec._materialize import materialize
+from perceptspec._torch import SpecModule
+from perceptspec.integrations.sb3 import ACTION, network_inputs, network_observation_space
+
+__all__ = ["SpecDQNPolicy", "SpecQNetwork", "SpecSACActor", "SpecSACPolicy", "SpecStateActionCritic",
+           "SpecTD3Actor", "SpecTD3Policy"]
+
+Config = Mapping[str, Any] | str | Path
+
+
+def compose_networks(config: Mapping[str, Any], observation_space: gym.Space[Any], action_space: gym.Space[Any],
+                     allow: Sequence[str], head: str, critic: bool, where: str) -> Models:
+    """The composer's networks for an off-policy algorithm: the 'action' head as the `head` distribution, and a
+    state-action critic when `critic`."""
+    overrides = dict(config.get("distribution_overrides") or {})
+    if overrides.setdefault(ACTION, head) != head:
+        raise SpecError(where, [f"distribution_overrides: the 'action' head of this policy is '{head}', not "
+                                f"{overrides[ACTION]!r}"])
+    kind = (config.get("critic") or {}).get("kind", "state" if config.get("critic") else "none")
+    if critic and kind != STATE_ACTION:
+        raise SpecError(where, [f"critic.kind: expected '{STATE_ACTION}' (a Q critic reading the observations and "
+                                f"the action), got {kind!r}"])
+    if not critic and kind != "none":
+        raise SpecError(where, [f"critic: expected none (the policy's Q network is the 'action' head), got kind "
+                                f"{kind!r}"])
+    models = compose({**config, "distribution_overrides": overrides}, network_observation_space(observation_space),
+                     action_space, allow=allow)
+    if not isinstance(models.policy, SpecModule) or (critic and not isinstance(models.critic, SpecModule)):
+        raise SpecError(where, ["the networks must be built from specs (plain nn.Module targets cannot be "
+                                "replicated for the twin critics and targets SB3 needs)"])
+    return models
+
+
+def _seed(seed: int | None, index: int) -> int | None:
+    """The seed of the `index`-th extra Q network: derived from the config's, so all differ and none is global."""
+    if seed is None:
+        return None
+    return int.from_bytes(hashlib.sha256(f"{seed}/q/{index}".encode()).digest()[:8], "little")
+
+
+class _SpecNetwork(BasePolicy):
+    """A module built from a spec behind SB3's model interface: SB3 preprocesses the observations."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
+                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool, squash_output: bool) -> None:
+        super().__init__(observation_space, action_space, normalize_images=normalize_images,
+                         squash_output=squash_output)
+        self.module = module
+        self.obs_shapes = dict(obs_shapes)
+
+    def head(self, obs: PyTorchObs) -> torch.Tensor:
+        """The 'action' head's output for a batch of observations."""
+        inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
+        out: torch.Tensor = self.module(inputs)[ACTION]
+        return out.reshape(out.shape[0], -1)
+
+
+class SpecSACActor(_SpecNetwork):
+    """SAC's actor: SB3's squashed Gaussian over the head's means and (clamped) log standard deviations."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
+                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=True)
+        self.action_dist = SquashedDiagGaussianDistribution(int(action_space.shape[0]))  # type: ignore[index]
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        mean, log_std = self.head(obs).chunk(2, dim=-1)
+        return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        mean, log_std, _ = self.get_action_dist_params(obs)
+        return self.action_dist.actions_from_params(mean, log_std, deterministic=deterministic)
+
+    def action_log_prob(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std, _ = self.get_action_dist_params(obs)
+        return self.action_dist.log_prob_from_params(mean, log_std)
+
+    def reset_noise(self, batch_size: int = 1) -> None:
+        """No gSDE noise to reset (SB3's SAC calls this only with use_sde=True, which the policy refuses)."""
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        action: torch.Tensor = self(observation, deterministic)
+        return action
+
+
+class SpecTD3Actor(_SpecNetwork):
+    """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1]."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
+                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=True)
+
+    def forward(self, obs: PyTorchObs) -> torch.Tensor:
+        return torch.tanh(self.head(obs))
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        action: torch.Tensor = self(observation)
+        return action
+
+
+class SpecQNetwork(_SpecNetwork):
+    """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
+                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=False)
+
+    def forward(self, obs: PyTorchObs) -> torch.Tensor:
+        return self.head(obs)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> torch.Tensor:
+        q_values: torch.Tensor = self(observation)
+        return q_values.argmax(dim=1).reshape(-1)
+
+
+class SpecStateActionCritic(BaseModel):
+    """SB3's continuous critic: `n` Q networks over (observations, action), each a module built from the critic's
+    spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss)."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any],
+                 q_networks: Sequence[nn.Module], obs_shapes: Mapping[str, tuple[int, ...]],
+                 normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, normalize_images=normalize_images)
+        self.q_networks = nn.ModuleList(q_networks)
+        self.obs_shapes = dict(obs_shapes)
+        self.share_features_extractor = False
+
+    def _inputs(self, obs: PyTorchObs, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
+        inputs[ACTION] = actions.reshape(actions.shape[0], -1)
+        return inputs
+
+    def forward(self, obs: PyTorchObs, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        inputs = self._inputs(obs, actions)
+        return tuple(q(inputs)[VALUE_KEY] for q in self.q_networks)
+
+    def q1_forward(self, obs: PyTorchObs, actions: torch.Tensor) -> torch.Tensor:
+        value: torch.Tensor = self.q_networks[0](self._inputs(obs, actions))[VALUE_KEY]
+        return value
+
+
+class _OffPolicyNetworks:
+    """What the three policies share: the composed networks, copies for targets, twin Q networks."""
+
+    models: Models
+    config: dict[str, Any]
+    allow: tuple[str, ...]
+    observation_space: gym.Space[Any]
+    action_space: gym.Space[Any]
+    normalize_images: bool
+    _copies: dict[str, int]
+    n_critics: int
+
+    def _compose(self, config: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any],
+                 allow: Sequence[str], head: str, critic: bool, use_sde: bool) -> None:
+        name = type(self).__name__
+        if use_sde:
+            raise SpecError(name, ["use_sde=True (gSDE) is not supported: the actor's head gives its log standard "
+                                   "deviations"])
+        self.allow = tuple(allow)
+        self.config = dict(load_config(config))
+        self.models = compose_networks(self.config, observation_space, action_space, self.allow, head, critic, name)
+        self._copies = {}
+
+    def _fresh(self, role: str, module: nn.Module) -> nn.Module:
+        """`module` for the first request of `role`, a copy for every later one (SB3's target networks, which it
+        then loads the weights of the first into)."""
+        count = self._copies[role] = self._copies.get(role, 0) + 1
+        return module if count == 1 else copy.deepcopy(module)
+
+    def _q_networks(self, n_critics: int) -> list[nn.Module]:
+        critic = self.models.critic
+        assert isinstance(critic, SpecModule)  # checked by compose_networks
+        extra = [materialize(critic.spec, critic.in_shapes, seed=_seed(self.config.get("seed"), i),
+                             check=critic.check, check_finite=critic.check_finite) for i in range(1, n_critics)]
+        return [critic, *extra]
+
+    def _obs_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        return self.models.obs_shapes[0]
+
+
+class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
+    """SB3's `SACPolicy` (also for Dict observations) whose actor and Q critics come from a composer config.
+
+    config: a composer config with a policy (head 'action': means and log stds) and a `state_action` critic.
+    n_critics: how many Q networks (SB3's default 2); allow: as `ps.compose`'s.
+    """
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
+                 config: Config, *, n_critics: int = 2, use_sde: bool = False, normalize_images: bool = True,
+                 optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+                 optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
+        self._compose(config, observation_space, action_space, allow, "gaussian", critic=True, use_sde=use_sde)
+        self.n_critics = n_critics
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
+                         normalize_images=normalize_images, optimizer_class=optimizer_class,
+                         optimizer_kwargs=optimizer_kwargs, share_features_extractor=False)
+
+    def make_actor(self, features_extractor: Any = None) -> SpecSACActor:  # type: ignore[override]
+        return SpecSACActor(self.observation_space, self.action_space, self._fresh("actor", self.models.policy),
+                            self._obs_shapes(), self.normalize_images)
+
+    def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
+        networks = self._q_networks(self.n_critics)
+        return SpecStateActionCritic(self.observation_space, self.action_space,
+                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
+                                     self.normalize_images)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = BasePolicy._get_constructor_parameters(self)
+        data.update(lr_schedule=self._dummy_schedule, config=self.config, n_critics=self.n_critics,
+                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
+        return data
+
+
+class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
+    """SB3's `TD3Policy` (TD3 and DDPG) whose actor and Q critics come from a composer config.
+
+    config: a composer config with a policy (head 'action': the action, before tanh) and a `state_action` critic.
+    n_critics: how many Q networks (TD3: 2, DDPG: 1 — SB3's DDPG passes n_critics=1 itself); allow: as compose's.
+    """
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
+                 config: Config, *, n_critics: int = 2, normalize_images: bool = True,
+                 optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+                 optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
+        self._compose(config, observation_space, action_space, allow, "deterministic", critic=True, use_sde=False)
+        self.n_critics = n_critics
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
+                         normalize_images=normalize_images, optimizer_class=optimizer_class,
+                         optimizer_kwargs=optimizer_kwargs, share_features_extractor=False)
+
+    def make_actor(self, features_extractor: Any = None) -> SpecTD3Actor:  # type: ignore[override]
+        return SpecTD3Actor(self.observation_space, self.action_space, self._fresh("actor", self.models.policy),
+                            self._obs_shapes(), self.normalize_images)
+
+    def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
+        networks = self._q_networks(self.n_critics)
+        return SpecStateActionCritic(self.observation_space, self.action_space,
+                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
+                                     self.normalize_images)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = BasePolicy._get_constructor_parameters(self)
+        data.update(lr_schedule=self._dummy_schedule, config=self.config, n_critics=self.n_critics,
+                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
+        return data
+
+
+class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
+    """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Discrete, lr_schedule: Schedule,
+                 config: Config, *, normalize_images: bool = True,
+                 optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+                 optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
+        self._compose(config, observation_space, action_space, allow, "categorical", critic=False, use_sde=False)
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], normalize_images=normalize_images,
+                         optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs)
+
+    def make_q_net(self) -> SpecQNetwork:  # type: ignore[override]
+        return SpecQNetwork(self.observation_space, self.action_space, self._fresh("q", self.models.policy),
+                            self._obs_shapes(), self.normalize_images)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = BasePolicy._get_constructor_parameters(self)
+        data.update(lr_schedule=self._dummy_schedule, config=self.config, optimizer_class=self.optimizer_class,
+                    optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
+        return data
