@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import perceptspec as ps
 from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.sb3_evaluation import Evaluation
 from perceptspec.integrations.sb3 import SpecActorCriticPolicy
 
 CONFIG = resources.files("perceptspec.examples") / "cartpole.yaml"
@@ -43,41 +41,6 @@ CONFIRM_EPISODES = 100
 def linear(start: float) -> Callable[[float], float]:
     """SB3 schedule: `start` at the beginning of training, 0 at its end (progress_remaining goes 1 -> 0)."""
     return lambda progress_remaining: progress_remaining * start
-
-
-class Progress(BaseCallback):
-    """Moves the progress bar and evaluates the deterministic policy every `eval_every` steps; stops once solved."""
-
-    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int,
-                 progress: TrainingProgress) -> None:
-        super().__init__()
-        self.eval_env, self.eval_every, self.episodes, self.target = eval_env, eval_every, episodes, target
-        self.seed, self.next_eval, self.progress = seed, eval_every, progress
-        self.solved: tuple[int, float, float] | None = None  # steps, seconds, mean return over 100 episodes
-
-    def _evaluate(self, episodes: int) -> float:
-        self.eval_env.reset(seed=self.seed)
-        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True,
-                                     return_episode_rewards=True)
-        return float(np.mean(returns))
-
-    def _on_step(self) -> bool:
-        self.progress.advance(self.num_timesteps)
-        if self.num_timesteps < self.next_eval:
-            return True
-        self.next_eval += self.eval_every
-        rollout = [info["r"] for info in self.model.ep_info_buffer or []]
-        mean = self._evaluate(self.episodes)
-        self.progress.evaluated(self.num_timesteps, mean, f"rollout return {np.mean(rollout):6.1f}  "
-                                                          f"({self.episodes} episodes) ")
-        if mean < self.target:
-            return True
-        confirmed = self._evaluate(CONFIRM_EPISODES)
-        self.progress.log(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}")
-        if confirmed < self.target:
-            return True
-        self.solved = (self.num_timesteps, self.progress.elapsed(), confirmed)
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         if spec is not None:
             print(f"-- {name}\n{ps.summary(spec, models.in_shapes[name])}")
     with TrainingProgress("PPO (SB3) on CartPole-v1", args.max_steps, "steps", args.out, args.target) as bar:
-        progress = Progress(Monitor(gym.make("CartPole-v1")), args.eval_every, args.eval_episodes, args.target,
-                            args.seed, bar)
-        model.learn(total_timesteps=args.max_steps, callback=progress)
+        evaluation = Evaluation(Monitor(gym.make("CartPole-v1")), args.eval_every, args.eval_episodes,
+                                CONFIRM_EPISODES, args.target, args.seed, bar)
+        model.learn(total_timesteps=args.max_steps, callback=evaluation)
     print(f"learning curve: {bar.curve_png}")
-    if progress.solved is None:
+    if evaluation.reached is None:
         print(f"not solved within {args.max_steps:,} steps ({bar.elapsed():.1f} s)")
         return 1
-    steps, seconds, mean = progress.solved
+    steps, seconds, mean = evaluation.reached
     print(f"solved: mean return {mean:.1f} over {CONFIRM_EPISODES} episodes after {steps:,} steps, {seconds:.1f} s")
     return 0
 

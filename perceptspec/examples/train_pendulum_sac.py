@@ -16,57 +16,20 @@ import argparse
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.sb3_evaluation import Evaluation
 from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
 
 CONFIG = resources.files("perceptspec.examples") / "pendulum.yaml"
 LEARNING_RATE = 1e-3
 CONFIRM_EPISODES = 50
 __all__ = ["main"]
-
-
-class Evaluation(BaseCallback):
-    """Moves the progress bar and evaluates the deterministic policy every `eval_every` steps; stops once it is
-    good enough."""
-
-    def __init__(self, eval_env: gym.Env[Any, Any], eval_every: int, episodes: int, target: float, seed: int,
-                 progress: TrainingProgress) -> None:
-        super().__init__()
-        self.eval_env, self.eval_every, self.episodes, self.target = eval_env, eval_every, episodes, target
-        self.seed, self.next_eval, self.progress = seed, eval_every, progress
-        self.reached: tuple[int, float, float] | None = None  # steps, seconds, mean return over the confirmation
-
-    def _evaluate(self, episodes: int) -> float:
-        self.eval_env.reset(seed=self.seed)
-        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=episodes, deterministic=True,
-                                     return_episode_rewards=True)
-        return float(np.mean(returns))
-
-    def _on_step(self) -> bool:
-        self.progress.advance(self.num_timesteps)
-        if self.num_timesteps < self.next_eval:
-            return True
-        self.next_eval += self.eval_every
-        mean = self._evaluate(self.episodes)
-        self.progress.evaluated(self.num_timesteps, mean, f"({self.episodes} episodes) ")
-        if mean < self.target:
-            return True
-        confirmed = self._evaluate(CONFIRM_EPISODES)
-        self.progress.log(f"  {CONFIRM_EPISODES}-episode check: mean return {confirmed:.1f}")
-        if confirmed < self.target:
-            return True
-        self.reached = (self.num_timesteps, self.progress.elapsed(), confirmed)
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SAC on Pendulum-v1, seed {args.seed}; networks from {CONFIG.name} "
           f"({sum(p.numel() for p in model.policy.parameters()):,} parameters with the target critics)")
     with TrainingProgress("SAC (SB3) on Pendulum-v1", args.max_steps, "steps", args.out, args.target) as bar:
-        evaluation = Evaluation(Monitor(gym.make("Pendulum-v1")), args.eval_every, args.eval_episodes, args.target,
-                                args.seed, bar)
+        evaluation = Evaluation(Monitor(gym.make("Pendulum-v1")), args.eval_every, args.eval_episodes,
+                                CONFIRM_EPISODES, args.target, args.seed, bar)
         model.learn(total_timesteps=args.max_steps, callback=evaluation)
     print(f"learning curve: {bar.curve_png}")
     if evaluation.reached is None:

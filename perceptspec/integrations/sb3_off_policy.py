@@ -221,6 +221,21 @@ class _OffPolicyNetworks:
     def _obs_shapes(self) -> Mapping[str, tuple[int, ...]]:
         return self.models.obs_shapes[0]
 
+    def _state_action_critic(self, n_critics: int) -> SpecStateActionCritic:
+        """SAC's and TD3's critic (and its target): `n_critics` Q networks."""
+        networks = self._q_networks(n_critics)
+        return SpecStateActionCritic(self.observation_space, self.action_space,
+                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
+                                     self.normalize_images)
+
+    def _saved_parameters(self, policy: BasePolicy, **extra: Any) -> dict[str, Any]:
+        """What `model.save` stores to build the policy again: the spaces and settings, the config, the allow-list
+        (not SB3's MLP settings, which these policies do not use)."""
+        data = BasePolicy._get_constructor_parameters(policy)
+        data.update(lr_schedule=policy._dummy_schedule, config=self.config, optimizer_class=policy.optimizer_class,
+                    optimizer_kwargs=policy.optimizer_kwargs, allow=self.allow, **extra)
+        return data
+
 
 class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
     """SB3's `SACPolicy` (also for Dict observations) whose actor and Q critics come from a composer config.
@@ -244,16 +259,10 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
                             self._obs_shapes(), self.normalize_images)
 
     def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
-        networks = self._q_networks(self.n_critics)
-        return SpecStateActionCritic(self.observation_space, self.action_space,
-                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
-                                     self.normalize_images)
+        return self._state_action_critic(self.n_critics)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(lr_schedule=self._dummy_schedule, config=self.config, n_critics=self.n_critics,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
-        return data
+        return self._saved_parameters(self, n_critics=self.n_critics)
 
 
 class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
@@ -278,16 +287,10 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
                             self._obs_shapes(), self.normalize_images)
 
     def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
-        networks = self._q_networks(self.n_critics)
-        return SpecStateActionCritic(self.observation_space, self.action_space,
-                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
-                                     self.normalize_images)
+        return self._state_action_critic(self.n_critics)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(lr_schedule=self._dummy_schedule, config=self.config, n_critics=self.n_critics,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
-        return data
+        return self._saved_parameters(self, n_critics=self.n_critics)
 
 
 class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
@@ -306,7 +309,4 @@ class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
                             self._obs_shapes(), self.normalize_images)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(lr_schedule=self._dummy_schedule, config=self.config, optimizer_class=self.optimizer_class,
-                    optimizer_kwargs=self.optimizer_kwargs, allow=self.allow)
-        return data
+        return self._saved_parameters(self)
