@@ -12,8 +12,9 @@ from perceptspec._spec._non_lin import canonical_non_lin
 __all__ = ["FlattenDense", "StridedConv", "StridedConvDense", "VGGConv", "VGGConvDense", "VGGConvGAP"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-#: what Maze's StridedConvolutionBlock uses when `hidden_padding` is None (one pixel per side, not torch's 0)
-MAZE_DEFAULT_PADDING = 1
+#: what Maze's StridedConvolutionBlock uses when `hidden_padding` is None: no padding, as torch's default (Maze's
+#: first commit padded by 1; every release since, 0.1.0 on, pads by 0)
+MAZE_DEFAULT_PADDING = 0
 #: kernel, stride, dilation and padding of one VGG convolution: 3x3, padding 1 (keeps height and width)
 VGG_KERNEL, VGG_PADDING = 3, 1
 
@@ -136,7 +137,7 @@ class StridedConvFields(Block):
     padding_mode: str = "zeros"
 
     def conv_layers(self) -> tuple[ConvLayer, ...]:
-        """Every layer's settings, with Maze's defaults for None (stride 1, dilation 1, padding 1) and ints
+        """Every layer's settings, with Maze's defaults for None (stride 1, dilation 1, padding 0) and ints
         repeated over the `convolution_dimension` spatial dims."""
         n, dims = len(self.hidden_channels), self.convolution_dimension
 
@@ -184,7 +185,7 @@ class StridedConv(StridedConvFields):
     each followed by `non_lin`; sizes follow torch: out = (in + 2p - d(k - 1) - 1) // s + 1.
 
     (..., C, *spatial) -> (..., hidden_channels[-1], *spatial_out), with 1, 2 or 3 spatial dims.
-    Per-layer lists take an int or a tuple per layer; None means Maze's default (stride 1, dilation 1, padding 1).
+    Per-layer lists take an int or a tuple per layer; None means Maze's default (stride 1, dilation 1, padding 0).
     """
 
 
