@@ -150,7 +150,7 @@ def test_non_positive_units_are_a_spec_error_naming_block_field_expected_and_got
     ("in_keys", ["x", "x"], "keys repeat in ['x', 'x']"),
     ("in_keys", ["x", "z"], "Dense takes 1 key(s), got ['x', 'z']"),
     ("out_keys", ["y", "y2"], "Dense takes 1 key(s), got ['y', 'y2']"),
-    ("non_lin", "swish", "field 'non_lin': expected one of relu, tanh, elu, leaky_relu, sigmoid, gelu, identity"),
+    ("non_lin", "swish", "field 'non_lin': expected one of relu, relu6, leaky_relu, rrelu, elu, celu, selu, gelu, silu, mish, sigmoid, log_sigmoid, hardsigmoid, tanh, hardtanh, hardswish, softplus, softsign, softshrink, hardshrink, tanhshrink, identity"),
 ])
 def test_bad_keys_and_names_are_spec_errors(field: str, bad: object, problem: str) -> None:
     with pytest.raises(ps.SpecError) as info:
@@ -348,7 +348,7 @@ def conv_layers(fields: Mapping[str, Any], dims: int) -> list[dict[str, tuple[in
 
     return [dict(zip(("kernel", "stride", "dilation", "padding"), layer)) for layer in zip(
         per_dim("hidden_kernels", 0), per_dim("hidden_strides", 1), per_dim("hidden_dilations", 1),
-        per_dim("hidden_padding", 1))]
+        per_dim("hidden_padding", 0))]
 
 
 def torch_conv_chain(fields: Mapping[str, Any], shape: Shape) -> tuple[Shape | None, int | None]:

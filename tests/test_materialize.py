@@ -20,7 +20,11 @@ Inputs = dict[str, torch.Tensor]
 # what each non-linearity name must compute (PyTorch's defaults); kept in step with ps.NON_LINEARITIES below
 NON_LIN_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "leaky_relu": F.leaky_relu, "sigmoid": torch.sigmoid,
-    "gelu": F.gelu, "identity": lambda x: x,
+    "gelu": F.gelu, "identity": lambda x: x, "relu6": F.relu6, "celu": F.celu, "selu": F.selu, "silu": F.silu,
+    "mish": F.mish, "log_sigmoid": F.logsigmoid, "hardsigmoid": F.hardsigmoid, "hardtanh": F.hardtanh,
+    "hardswish": F.hardswish, "softplus": F.softplus, "softsign": F.softsign, "softshrink": F.softshrink,
+    "hardshrink": F.hardshrink, "tanhshrink": F.tanhshrink,
+    "rrelu": lambda x: F.rrelu(x, training=False),  # random in training mode: the test runs it in eval mode
 }
 
 
@@ -61,7 +65,7 @@ class TestAgainstReference:
     @pytest.mark.parametrize("non_lin", ps.NON_LINEARITIES)
     def test_dense(self, non_lin: str) -> None:
         spec = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[6, 4], non_lin=non_lin)
-        module = ps.materialize(spec, {"obs": (5,)}, seed=0)
+        module = ps.materialize(spec, {"obs": (5,)}, seed=0).train(non_lin != "rrelu")
         inputs = random_inputs({"obs": (5,)})
         out = assert_matches_reference(module, inputs)
         # and both compute what the spec says: Linear, non_lin, Linear, non_lin
@@ -71,6 +75,23 @@ class TestAgainstReference:
         h = fn(F.linear(h, sd["blocks.h.2.weight"], sd["blocks.h.2.bias"]))
         torch.testing.assert_close(out["h"], h)
         assert out["h"].shape == (4, 4)
+
+    @pytest.mark.parametrize("given", ["torch.nn.SELU", "nn.SELU", "SELU", "selu", "Selu"])
+    def test_every_spelling_and_the_class_itself(self, given: str) -> None:
+        """Maze writes `non_lin: torch.nn.SELU` (its tutorials' choice), or passes the class."""
+        assert ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3], non_lin=given).non_lin == "selu"
+        spec = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3], non_lin=torch.nn.SELU)  # type: ignore[arg-type]
+        assert spec.non_lin == "selu" and ps.from_yaml(ps.to_yaml(spec)) == spec
+        layers = list(ps.materialize(spec, {"obs": (2,)}).block_module("h").children())
+        assert isinstance(layers[-1], torch.nn.SELU)
+
+    @pytest.mark.parametrize("refused, instead", [
+        (torch.nn.PReLU, "use 'leaky_relu', or a TorchModel block"), ("torch.nn.GLU", "use a TorchModel block"),
+        ("Softmax", "use Functional\\(func='softmax_last'\\)"), (torch.nn.Linear, "no non_lin|expected one of"),
+        (int, "expected a torch.nn activation class or its name")])
+    def test_what_is_no_non_lin_says_what_to_write(self, refused: object, instead: str) -> None:
+        with pytest.raises(ps.SpecError, match=f"field 'non_lin': .*({instead})"):
+            ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3], non_lin=refused)  # type: ignore[arg-type]
 
     def test_maze_style_non_lin_name(self) -> None:
         spec = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[3], non_lin="torch.nn.Tanh")

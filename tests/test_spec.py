@@ -283,7 +283,7 @@ INVALID = [
     pytest.param(ps.CategoricalBias, {"probs": 0.5}, "CategoricalBias", "probs", "expected", id="probs-float"),
     # unknown non-linearity
     pytest.param(ps.Dense, {**DENSE, "non_lin": "swish"}, "Dense", "non_lin", "relu", id="non-lin-unknown"),
-    pytest.param(ps.Dense, {**DENSE, "non_lin": "torch.nn.Softmax"}, "Dense", "non_lin", "relu",
+    pytest.param(ps.Dense, {**DENSE, "non_lin": "torch.nn.Softmax"}, "Dense", "non_lin", "softmax_last",
                  id="non-lin-maze-unknown"),
     # wrong number of keys
     pytest.param(ps.Dense, {**DENSE, "in_keys": ["a", "b"]}, "Dense", "in_keys", r"1 key", id="in-keys-two"),

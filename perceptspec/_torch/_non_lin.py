@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-NON_LIN_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU, "identity": nn.Identity,
-}
+from perceptspec._spec._non_lin import TORCH_CLASSES
+
+NON_LIN_MODULES: dict[str, Callable[[], nn.Module]] = {name: getattr(nn, cls) for name, cls in TORCH_CLASSES.items()}
