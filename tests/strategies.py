@@ -487,7 +487,7 @@ def _vgg_conv_gap(b: Builder, scope: Scope) -> None:
     channels = d(units(2, 3))
     x = _vgg_input(b, scope, len(channels))
     b.add(scope, ps.VGGConvGAP(in_keys=x, out_keys=b.fresh(), hidden_channels=channels,
-                               non_lin=d(st.sampled_from(NON_LINS)), use_batch_norm=d(st.booleans()),
+                               non_lin=d(st.sampled_from(NON_LINS)), use_batch_norm_conv=d(st.booleans()),
                                init=d(inits())))
 
 

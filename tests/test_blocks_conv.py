@@ -106,7 +106,7 @@ class TestVGGConvGAP:
     @pytest.mark.parametrize("shape", [(3, 8, 8), (3, 4, 9), (2, 3, 8, 8)])
     @pytest.mark.parametrize("use_batch_norm", [False, True])
     def test_fold_matches_forward(self, shape: tuple[int, ...], use_batch_norm: bool) -> None:
-        spec = ps.VGGConvGAP(in_keys="x", out_keys="y", hidden_channels=[4, 6], use_batch_norm=use_batch_norm)
+        spec = ps.VGGConvGAP(in_keys="x", out_keys="y", hidden_channels=[4, 6], use_batch_norm_conv=use_batch_norm)
         check_block(spec, {"x": shape})
 
     def test_output_is_the_mean_over_height_and_width(self) -> None:
@@ -431,3 +431,13 @@ def test_invalid_field(make: Any, match: str) -> None:
 def test_shape_mismatch(spec: ps.Block, shape: tuple[int, ...], match: str) -> None:
     with pytest.raises(ps.ShapeError, match=match):
         ps.infer_shapes(spec, {"x": shape})
+
+
+def test_vgg_conv_gap_takes_mazes_field_name() -> None:
+    """Maze's VGGConvolutionGAPBlock takes `use_batch_norm_conv` (issue #16); the old name gets a suggestion."""
+    spec = ps.VGGConvGAP(in_keys="x", out_keys="y", hidden_channels=[4], use_batch_norm_conv=True)
+    # one stage: two 3x3 convolutions (3 -> 4, 4 -> 4), each followed by a BatchNorm2d (weight and bias)
+    assert ps.count_parameters(spec, {"x": (3, 8, 8)}) == (3 * 4 * 9 + 4) + 2 * 4 + (4 * 4 * 9 + 4) + 2 * 4
+    with pytest.raises(ps.SpecError, match=r"unknown field 'use_batch_norm' \(did you mean 'use_batch_norm_conv'\?\)"):
+        ps.from_dict({"type": "VGGConvGAP", "in_keys": ["x"], "out_keys": ["y"], "hidden_channels": [4],
+                      "use_batch_norm": True})

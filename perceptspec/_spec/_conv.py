@@ -89,7 +89,7 @@ class VGGConvGAP(Block):
 
     hidden_channels: Sequence[int]
     non_lin: str = "relu"
-    use_batch_norm: bool = False
+    use_batch_norm_conv: bool = False  # Maze's name here (VGGConv's own field is use_batch_norm)
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()

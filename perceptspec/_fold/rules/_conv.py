@@ -90,12 +90,12 @@ def _vgg_conv_gap_shape_rule(block: VGGConvGAP, ins: tuple[Shape, ...]) -> tuple
 
 @param_rules.register(VGGConvGAP)
 def _vgg_conv_gap_param_rule(block: VGGConvGAP, ins: tuple[Shape, ...]) -> int:
-    return _vgg_params(block.hidden_channels, ins[0], block.use_batch_norm)
+    return _vgg_params(block.hidden_channels, ins[0], block.use_batch_norm_conv)
 
 
 @label_rules.register(VGGConvGAP)
 def _vgg_conv_gap_label_rule(block: VGGConvGAP, ins: tuple[Shape, ...]) -> str:
-    return _vgg_label("VGGConvGAP", block, ins[0], block.use_batch_norm)
+    return _vgg_label("VGGConvGAP", block, ins[0], block.use_batch_norm_conv)
 
 
 # --- FlattenDense -------------------------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def _vgg_conv_dense_build_rule(block: VGGConvDense, ins: tuple[Shape, ...], init
 @torch_builders.register(VGGConvGAP)
 def _vgg_conv_gap_build_rule(block: VGGConvGAP, ins: tuple[Shape, ...], init: Initializer,
                              generator: torch.Generator | None) -> nn.Module:
-    plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm)
+    plan = _vgg_plan(block.hidden_channels, block.non_lin, block.use_batch_norm_conv)
     return _build(plan, ins[0], 3, SpatialMean(2), None, 0, init, generator)
 
 
