@@ -87,9 +87,13 @@ class TestConcat:
         a, b = randn(5, 6, 2, 3), randn(5, 6, 1, 3, seed=1)
         assert torch.equal(module({"a": a, "b": b})["y"], torch.cat([a, b], dim=2))
 
-    def test_one_key_is_not_enough(self) -> None:
-        with pytest.raises(ps.SpecError, match=r"field 'in_keys': Concat takes 2 or more keys, got \['a'\]"):
-            ps.Concat(in_keys="a", out_keys="y")
+    def test_one_key_passes_through_as_in_maze(self) -> None:
+        """Maze's ConcatenationBlock takes one key (torch.cat of one tensor); a template composer's single
+        modality relies on it (issue #16)."""
+        spec = ps.Concat(in_keys="a", out_keys="y", concat_dim=-2)
+        assert ps.infer_shapes(spec, {"a": (2, 3)})["y"] == (2, 3)
+        a = randn(5, 2, 3)
+        assert torch.equal(ps.materialize(spec, {"a": (2, 3)})({"a": a})["y"], torch.cat([a], dim=-2))
 
     def test_dim_zero_is_the_batch(self) -> None:
         with pytest.raises(ps.SpecError, match=r"field 'concat_dim': dim 0 is the batch dim"):

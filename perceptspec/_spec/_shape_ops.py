@@ -66,7 +66,8 @@ class Flatten(Block):
 
 @descriptor
 class Concat(Block):
-    """Concatenates two or more inputs along `concat_dim`, as Maze's ConcatenationBlock.
+    """Concatenates its inputs along `concat_dim`, as Maze's ConcatenationBlock (one input passes through: a
+    template composer concatenates whatever modalities there are, possibly one).
 
     All inputs have the same rank and equal sizes in every other dim. Negative dims count from the end.
     """
@@ -77,8 +78,6 @@ class Concat(Block):
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
-        if len(self.in_keys) < 2:
-            yield f"field 'in_keys': Concat takes 2 or more keys, got {list(self.in_keys)}"
         if problem := dim_problem("concat_dim", self.concat_dim):
             yield problem
 
