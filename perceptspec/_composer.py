@@ -196,7 +196,9 @@ def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, 
         return Network(built, None, dict(inputs), {})
     spec = _configure_critic(_as_graph(built), section)
     in_shapes = _used(spec, inputs, where)
-    _check_outputs(spec, infer_shapes(spec, in_shapes), {VALUE_KEY: (1,)}, where)
+    shapes = infer_shapes(spec, in_shapes)
+    value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
+    _check_outputs(spec, shapes, {VALUE_KEY: value_shape if value_shape == () else (1,)}, where)
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
@@ -286,7 +288,8 @@ def _check_outputs(spec: Block, shapes: Mapping[str, tuple[int, ...]], expected:
     missing = [k for k in expected if k not in spec.out_keys]
     if missing:
         raise SpecError(where, [f"the spec's out_keys {list(spec.out_keys)} lack {missing}"])
-    wrong = [f"out key '{k}' has shape {shapes[k]}, expected {s}" for k, s in expected.items() if shapes[k] != s]
+    wrong = [f"out key '{k}' has shape {shapes[k]}, expected {s}" + (" (or () for a value)" if k == VALUE_KEY else "")
+             for k, s in expected.items() if shapes[k] != s]
     if wrong:
         raise SpecError(where, wrong)
 

@@ -300,7 +300,8 @@ def _forward_on_sample(models: Models, observation_space: gym.Space[Any], action
             outputs = models.actor_critic(inputs)
     expected = dict(next(iter(models.action_logits_shapes.values())))
     if models.critics:
-        expected["value"] = (1,)
+        critic_spec = next((spec for name, spec in models.specs.items() if name.startswith("critic")), None)
+        expected["value"] = () if critic_spec is not None and _value_is_scalar(models, critic_spec) else (1,)
     if not isinstance(outputs, Mapping):
         raise CommandError(f"the actor-critic returned {type(outputs).__name__}, not a dict of tensors")
     for key, shape in expected.items():
@@ -310,3 +311,11 @@ def _forward_on_sample(models: Models, observation_space: gym.Space[Any], action
         if got != (1, *shape):
             raise CommandError(f"output {key!r}: expected shape {(1, *shape)} for a batch of 1, got {got}")
     return ", ".join(f"{k} {tuple(outputs[k].shape)}" for k in expected)
+
+
+def _value_is_scalar(models: Models, critic_spec: Any) -> bool:
+    """Whether the critic outputs its value with shape () rather than (1,)."""
+    from perceptspec import infer_shapes
+
+    name = next(n for n, spec in models.specs.items() if spec is critic_spec)
+    return infer_shapes(critic_spec, models.in_shapes[name]).get("value") == ()

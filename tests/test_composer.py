@@ -868,3 +868,18 @@ class TestChecksFromTheConfig:
     def test_a_bad_setting_is_a_spec_error(self) -> None:
         with pytest.raises(ps.SpecError, match=r"check_finite: expected a bool, got 'yes'"):
             ps.compose(config(check_finite="yes"), *cartpole_spaces())
+
+
+def scalar_value_critic(obs_shapes: Mapping[str, Sequence[int]]) -> ps.Graph:
+    """A critic whose value has shape () per sample (a squeezed LinearOutput(1))."""
+    (key,) = obs_shapes
+    return ps.Graph({"h": ps.Dense(in_keys=key, out_keys="h", hidden_units=[4]),
+                     "v": ps.LinearOutput(in_keys="h", out_keys="v1", output_units=1),
+                     "value": ps.Functional(in_keys="v1", out_keys="value", func="sum_last")}, out_keys="value")
+
+
+def test_a_critic_value_of_shape_unit_is_accepted() -> None:
+    """Maze critics may give the value as () per sample; (1,) is the other accepted shape (issue #16)."""
+    models = ps.compose(config(critic=f"{HERE}.scalar_value_critic"), *cartpole_spaces())
+    out = models.actor_critic({"observation": torch.zeros(3, 4)})
+    assert out["value"].shape == (3,)

@@ -174,14 +174,14 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         log_prob = distribution.log_prob(actions)
         # gymnasium types a space's shape as optional; every SB3 action space has one (SB3's forward ignores this too)
         shape: tuple[int, ...] = self.action_space.shape  # type: ignore[assignment]
-        return actions.reshape((-1, *shape)), out[VALUE_KEY], log_prob
+        return actions.reshape((-1, *shape)), out[VALUE_KEY].reshape(-1, 1), log_prob
 
     def evaluate_actions(self, obs: PyTorchObs, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                                  torch.Tensor | None]:
         """Values, log-probs of `actions` and entropies, from one actor-critic forward."""
         out = self.actor_critic(self.network_inputs(obs))
         distribution = self.distribution(out[ACTION])
-        return out[VALUE_KEY], distribution.log_prob(actions), distribution.entropy()
+        return out[VALUE_KEY].reshape(-1, 1), distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         """The action distribution; runs the policy network only."""
@@ -193,4 +193,4 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         critic = self.models.critic
         module = critic if self._critic_alone and critic is not None else self.actor_critic
         value: torch.Tensor = module(inputs)[VALUE_KEY]
-        return value
+        return value.reshape(-1, 1)  # (batch, 1), as SB3's value net gives, also from a value of shape ()
