@@ -7,6 +7,7 @@ call costs no frame more than a hand-written module's), which calls the block mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import types
@@ -26,6 +27,7 @@ from perceptspec._spec import Block
 from perceptspec._torch._call import call
 from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
+from perceptspec._torch._rng import GLOBAL_RNG_LOCK
 from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
 from perceptspec._torch._walk import every_key
@@ -196,7 +198,13 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
 
 
 def build_blocks(t: Trace, seed: int | None) -> BlockModules:
-    """One module per leaf block, nested like the spec's graphs."""
+    """One module per leaf block, nested like the spec's graphs. Unseeded, the blocks draw from torch's global RNG,
+    under the lock a seeded build in another thread holds while it forks that RNG (`_rng.py`)."""
+    with contextlib.nullcontext() if seed is not None else GLOBAL_RNG_LOCK:
+        return _build_blocks(t, seed)
+
+
+def _build_blocks(t: Trace, seed: int | None) -> BlockModules:
     blocks = BlockModules()
     for eqn in t.program.eqns:
         generator = None if seed is None else block_generator(seed, eqn.path)
