@@ -157,10 +157,13 @@ class SpecModule(nn.Module):
         return module
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
+        """Pickle as (spec, in_shapes, settings, weights): the forward is generated again, not looked up by name.
+        Every parameter and buffer comes back with its dtype, device and `requires_grad` (issue #14: a float64
+        module came back float32), and the module in its training mode."""
         grads = {name: p.requires_grad for name, p in self.named_parameters()}
+        placements = {name: (t.device, t.dtype) for name, t in (*self.named_parameters(), *self.named_buffers())}
         return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, self.state_dict(),
-                           self.training, grads, self.check_finite)
+                           self.training, grads, self.check_finite, placements)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
         # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
@@ -233,13 +236,33 @@ def assemble(t: Trace, blocks: BlockModules, check: str, *, allow_extra_keys: bo
 
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
               state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool],
-              check_finite: bool = False) -> SpecModule:
+              check_finite: bool = False,
+              placements: Mapping[str, tuple[torch.device, torch.dtype]] | None = None) -> SpecModule:
     module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
+    place(module, placements or {})
     module.load_state_dict(state)
     module.train(training)
     for name, p in module.named_parameters():
         p.requires_grad_(grads[name])
     return module
+
+
+def place(module: nn.Module, placements: Mapping[str, tuple[torch.device, torch.dtype]]) -> None:
+    """Give each named parameter and buffer its (device, dtype), as `nn.Module.to` does: a parameter stays the same
+    object (tied weights stay tied) unless its new tensor type cannot be swapped in (another device kind)."""
+    with torch.no_grad():
+        for name, p in list(module.named_parameters()):
+            if name in placements:
+                moved = p.data.to(*placements[name])
+                if torch._has_compatible_shallow_copy_type(p.data, moved):
+                    p.data = moved
+                else:
+                    owner_path, _, leaf = name.rpartition(".")
+                    module.get_submodule(owner_path)._parameters[leaf] = nn.Parameter(moved, p.requires_grad)
+        for name, b in list(module.named_buffers()):
+            if name in placements:
+                owner_path, _, leaf = name.rpartition(".")
+                module.get_submodule(owner_path)._buffers[leaf] = b.to(*placements[name])
 
 
 def block_generator(seed: int, path: str) -> torch.Generator:
