@@ -14,7 +14,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
     seed: 0                                                                       # optional
-    check: first                      # optional: materialize's input checks, always | first | off
+    check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
 
 A `_target_` is an import path, resolved by import only: either a spec function
@@ -110,7 +110,7 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "first"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
     policy_cfg = _section(cfg, "policy")
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")

@@ -18,8 +18,9 @@ from typing import Any
 
 from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import Trace
+from perceptspec._torch._under_compile import run_as_frame_boundary
 
-_RESERVED = {"self", "inputs", "named", "_b", "_call", "_check", "_named", *dir(builtins)}
+_RESERVED = {"self", "inputs", "named", "_b", "_call", "_check", "_named", "run_blocks", *dir(builtins)}
 _counter = itertools.count()
 
 
@@ -49,15 +50,24 @@ def module_expression(path: str) -> str:
 
 def forward_source(t: Trace, check: str) -> str:
     """The source of `forward(self, inputs=None, /, **named)` for the traced program (the inputs as one dict, or as
-    keyword arguments); `check` is 'always', 'first' or 'off'."""
+    keyword arguments); `check` is 'always', 'first' or 'off'. A checked forward checks, then calls `run_blocks`
+    (the frame `torch.compile` compiles, see `_under_compile`); an unchecked one runs the blocks itself."""
+    head = ["def forward(self, inputs=None, /, **named):", "    if named:", "        inputs = _named(inputs, named)"]
+    if check == "off":
+        return "\n".join(head + block_lines(t)) + "\n"
+    if check == "always":
+        head.append("    _check(self, inputs)")
+    else:
+        head += ["    if self._check_pending:", "        _check(self, inputs)"]
+    head.append("    return run_blocks(self, inputs)")
+    return "\n".join([*head, "", "", "def run_blocks(self, inputs):", *block_lines(t)]) + "\n"
+
+
+def block_lines(t: Trace) -> list[str]:
+    """The body that reads the inputs, calls every block module in program order and returns the out keys."""
     names = Namespace()
     var = {v: names.create(v) for v in t.program.inputs}
-    lines = ["def forward(self, inputs=None, /, **named):", "    if named:", "        inputs = _named(inputs, named)"]
-    if check == "always":
-        lines.append("    _check(self, inputs)")
-    elif check == "first":
-        lines += ["    if self._check_pending:", "        _check(self, inputs)"]
-    lines += [f"    {var[k]} = inputs[{k!r}]" for k in t.program.inputs]
+    lines = [f"    {var[k]} = inputs[{k!r}]" for k in t.program.inputs]
     lines.append("    _b = self._modules['blocks']._modules")
     for eqn in t.program.eqns:
         ins = ", ".join(var[v] for v in eqn.ins)
@@ -68,7 +78,7 @@ def forward_source(t: Trace, check: str) -> str:
         lines.append(f"    {', '.join(var[v] for v in eqn.outs)} = _call({module_expression(eqn.path)}, {ins})")
     outputs = ", ".join(f"{k!r}: {var[k]}" for k in t.program.outputs)  # top-level outputs keep their keys
     lines.append(f"    return {{{outputs}}}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def compile_forward(source: str, global_values: dict[str, Any]) -> Callable[..., Any]:
@@ -78,4 +88,4 @@ def compile_forward(source: str, global_values: dict[str, Any]) -> Callable[...,
     namespace = dict(global_values)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (our own generated source)
     forward: Callable[..., Any] = namespace["forward"]
-    return forward
+    return run_as_frame_boundary(forward) if "run_blocks" in namespace else forward

@@ -30,6 +30,7 @@ from perceptspec._torch._finite import finite_forward
 from perceptspec._torch._rng import GLOBAL_RNG_LOCK
 from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
+from perceptspec._torch._under_compile import run_as_frame_boundary
 from perceptspec._torch._walk import every_key
 
 CHECK_MODES = ("always", "first", "off")
@@ -96,26 +97,52 @@ class SpecModule(nn.Module):
                      **named: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def __init__(self, spec: Block, t: Trace, blocks: BlockModules, check: str, allow_extra_keys: bool,
-                 check_finite: bool, source: str, flat_forward: Callable[..., dict[str, torch.Tensor]]) -> None:
+                 check_finite: bool) -> None:
         super().__init__()
-        self.code = source
-        # the generated forward, bound to this module: nn.Module.__call__ finds it before the class's `forward`
-        self.forward = types.MethodType(flat_forward, self)  # type: ignore[method-assign]
         # read-only (properties below): pickling rebuilds the module from them, so they stay what it was built for
         self._spec = spec
         self._in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
         self._out_shapes: Mapping[str, Shape] = MappingProxyType({k: t.shapes[k] for k in t.program.outputs})
-        self.check = check
         self.allow_extra_keys = allow_extra_keys
-        self.check_finite = check_finite
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
-        self._check_pending = check != "off"
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         self._probe: tuple[nn.Module, str] | None = next(
             ((m, name) for m in self.modules() for name in m._parameters), None)
+        self._check, self._check_finite = check, check_finite
+        self._generate(t)
+
+    def _generate(self, t: Trace) -> None:
+        """Generate the forward for the current check settings and bind it to this module: nn.Module.__call__ finds
+        it before the class's `forward`, and a call costs no frame more than a hand-written module's."""
+        self.code = forward_source(t, self._check)
+        forward = compile_forward(self.code, {"_call": call, "_check": check_inputs, "_named": named_inputs})
+        self.forward = types.MethodType(  # type: ignore[method-assign]
+            finite_forward(forward) if self._check_finite else forward, self)
+        self._check_pending = self._check != "off"
+
+    @property
+    def check(self) -> str:
+        """When inputs are checked: 'always', 'first' (the first call only) or 'off'. Assigning it takes effect at
+        the next call (the forward is generated again; 'first' then checks the next call)."""
+        return self._check
+
+    @check.setter
+    def check(self, mode: str) -> None:
+        self._check = checked_mode(mode, "SpecModule")
+        self._generate(trace(self.spec, self.in_shapes))
+
+    @property
+    def check_finite(self) -> bool:
+        """Whether inputs and outputs are checked for NaN and inf. Assigning it takes effect at the next call."""
+        return self._check_finite
+
+    @check_finite.setter
+    def check_finite(self, on: bool) -> None:
+        self._check_finite = checked_finite(on, "SpecModule")
+        self._generate(trace(self.spec, self.in_shapes))
 
     def forward(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
                 **named: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -140,6 +167,7 @@ class SpecModule(nn.Module):
         """The shape of each out key, as the shape fold inferred it."""
         return self._out_shapes
 
+    @run_as_frame_boundary
     def probe_parameter(self) -> torch.Tensor | None:
         """The first parameter as it is now: inputs must share its dtype and device (None: no parameters). Read as
         the module reads it (a parametrization's value, a tensor `to_module` or `functional_call` put there)."""
@@ -180,22 +208,22 @@ class SpecModule(nn.Module):
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
+                check: str = "always", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
     """Build the torch module of `spec` for inputs of `in_shapes` (without batch dims).
 
     seed: None draws from torch's global RNG; an int gives bit-identical weights for the same spec in any process
     (each block draws from its own generator, seeded from `seed` and the block's path).
-    check: 'always' checks every call's inputs, 'first' only the first call's, 'off' none.
+    check: 'always' (the default) checks every call's inputs; 'first' only the first call's (later wrong inputs
+        then give torch's own errors, or broadcast silently: a mask of batch 1 against a batch of 8); 'off' none.
+        The checks run under `torch.compile` too. `module.check = ...` changes it on a live module.
     allow_extra_keys: accept (and ignore) input keys the spec does not read, e.g. a full observation dict.
     check_finite: raise `NonFiniteError` on NaN or inf in an input, or in an output (naming the first block that
         made it from finite inputs); off by default: it costs an `isfinite` per input and output on every call.
     """
-    if check not in CHECK_MODES:
-        raise SpecError("materialize", [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
+    checked_mode(check, "materialize")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
-    if not isinstance(check_finite, bool):
-        raise SpecError("materialize", [f"check_finite: expected a bool, got {check_finite!r}"])
+    checked_finite(check_finite, "materialize")
     t = trace(spec, in_shapes)
     return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
 
@@ -228,10 +256,20 @@ def assemble(t: Trace, blocks: BlockModules, check: str, *, allow_extra_keys: bo
              check_finite: bool = False) -> SpecModule:
     """The module running program `t` over existing block modules (shared, not copied: the composer's
     actor-critic reuses the policy's and the critic's)."""
-    source = forward_source(t, check)
-    forward = compile_forward(source, {"_call": call, "_check": check_inputs, "_named": named_inputs})
-    return SpecModule(t.program.spec, t, blocks, check, allow_extra_keys, check_finite, source,
-                      finite_forward(forward) if check_finite else forward)
+    return SpecModule(t.program.spec, t, blocks, check, allow_extra_keys, check_finite)
+
+
+def checked_mode(check: object, where: str) -> str:
+    """`check` if it is a check mode; else a `SpecError` from `where` (materialize, or SpecModule when assigned)."""
+    if not isinstance(check, str) or check not in CHECK_MODES:
+        raise SpecError(where, [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
+    return check
+
+
+def checked_finite(check_finite: object, where: str) -> bool:
+    if not isinstance(check_finite, bool):
+        raise SpecError(where, [f"check_finite: expected a bool, got {check_finite!r}"])
+    return check_finite
 
 
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
