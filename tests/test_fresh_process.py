@@ -240,7 +240,7 @@ DETERMINISM_PROBES = ("seed_examples",)
 def child_runs(out: Path) -> dict[str, dict[str, Any]]:
     """The reports of each child by its hash seed. The children run at once: the first every probe, the other two
     only `DETERMINISM_PROBES`, so that three processes under three hash seeds answer those."""
-    children = {}
+    children: dict[str, tuple[subprocess.Popen[str], str]] = {}
     for i, seed in enumerate(other_hash_seeds()):
         probes = {name: (p.phase, textwrap.dedent(p.source), p.args) for name, p in PROBES.items()
                   if i == 0 or name in DETERMINISM_PROBES}
@@ -250,8 +250,8 @@ def child_runs(out: Path) -> dict[str, dict[str, Any]]:
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         children[seed] = (child, json.dumps(probes))
     reports = {}
-    for seed, (child, probes) in children.items():
-        stdout, stderr = child.communicate(probes, timeout=300)
+    for seed, (child, request) in children.items():
+        stdout, stderr = child.communicate(request, timeout=300)
         assert child.returncode == 0, stderr
         reports[seed] = json.loads(stdout.strip().splitlines()[-1])
     return reports
