@@ -262,8 +262,10 @@ def child_run(out: Path) -> dict[str, Any]:
     return child_runs(out)[other_hash_seeds()[0]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory per session, so the children run once (`child_runs` is cached by it) even when pytest-xdist
+    runs this module's tests between other modules' (a module-scoped fixture would then be set up again)."""
     return tmp_path_factory.mktemp("fresh_process")
 
 
