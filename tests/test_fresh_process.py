@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
+from filelock import FileLock
 
 import perceptspec as ps
 from tests.test_materialize import AC_SHAPES, actor_critic
@@ -35,7 +36,8 @@ from tests.test_materialize import AC_SHAPES, actor_critic
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = "tests.torch_model_fixtures"
 
-#: all probes on one worker under pytest-xdist (`--dist loadgroup`), so the child runs once
+#: all probes on one worker under pytest-xdist (`--dist loadgroup`) where xdist honours it; the children run once
+#: either way (`child_runs`)
 pytestmark = pytest.mark.xdist_group("fresh_process")
 
 
@@ -236,8 +238,7 @@ def other_hash_seeds() -> list[str]:
 DETERMINISM_PROBES = ("seed_examples",)
 
 
-@functools.cache
-def child_runs(out: Path) -> dict[str, dict[str, Any]]:
+def run_children(out: Path) -> dict[str, dict[str, Any]]:
     """The reports of each child by its hash seed. The children run at once: the first every probe, the other two
     only `DETERMINISM_PROBES`, so that three processes under three hash seeds answer those."""
     children: dict[str, tuple[subprocess.Popen[str], str]] = {}
@@ -257,16 +258,32 @@ def child_runs(out: Path) -> dict[str, dict[str, Any]]:
     return reports
 
 
+@functools.cache
+def child_runs(out: Path) -> dict[str, dict[str, Any]]:
+    """`run_children`'s reports, run once for the whole pytest run: the first worker to ask runs the children and
+    saves their reports in `out`, shared by every worker (see `out_dir`); the others wait for them and read them."""
+    saved = out / "reports.json"
+    with FileLock(out / "reports.lock"):
+        if not saved.exists():
+            saved.write_text(json.dumps(run_children(out)))
+    reports: dict[str, dict[str, Any]] = json.loads(saved.read_text())
+    return reports
+
+
 def child_run(out: Path) -> dict[str, Any]:
     """The reports of the child that runs every probe."""
     return child_runs(out)[other_hash_seeds()[0]]
 
 
 @pytest.fixture(scope="session")
-def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One directory per session, so the children run once (`child_runs` is cached by it) even when pytest-xdist
-    runs this module's tests between other modules' (a module-scoped fixture would then be set up again)."""
-    return tmp_path_factory.mktemp("fresh_process")
+def out_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One directory for the whole run, shared by pytest-xdist's workers (their temporary directories are siblings),
+    so the children run once: with pytest 9 and xdist 3.8 the `xdist_group` mark no longer keeps this module's tests
+    on one worker."""
+    root = tmp_path_factory.getbasetemp()
+    out = (root if worker_id == "master" else root.parent) / "fresh_process"
+    out.mkdir(exist_ok=True)
+    return out
 
 
 @pytest.fixture
