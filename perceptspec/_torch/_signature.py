@@ -38,7 +38,10 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
     if torch.compiler.is_exporting():
         return
     signature = module.signature
-    probe = module.probe_parameter()
+    found = module._probe  # `probe_parameter()`'s fast path, without its frame
+    probe: torch.Tensor | None = None if found is None else found[0]._parameters.get(found[1])
+    if probe is None and found is not None:  # a parametrization's value, a tensor set in its place
+        probe = module.probe_parameter()
     dtype, device = (None, None) if probe is None else (probe.dtype, probe.device)
     extra_ok = module.allow_extra_keys
     if isinstance(inputs, dict) and (len(inputs) == len(signature) or (extra_ok and len(inputs) > len(signature))):
@@ -52,12 +55,13 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
                 break
             if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
                 break
-            lead = x.dim() - len(shape)
-            if lead < 0 or x.shape[lead:] != shape:
+            size = x.shape  # read once: each `x.shape` builds a new torch.Size
+            lead = len(size) - len(shape)
+            if lead < 0 or size[lead:] != shape:
                 break
             if batch is None:
-                batch = x.shape[:lead]
-            elif x.shape[:lead] != batch:
+                batch = size[:lead]
+            elif size[:lead] != batch:
                 break
         else:
             if module._check_pending:  # nn.Module.__setattr__ costs ~1 µs: check='always' pays it only once
