@@ -3,7 +3,8 @@
 Each statement calls the block's module (through `call`, `perceptspec._torch._call`): the module's `forward` is the
 block's one definition, and the generated code only wires keys to modules, as `_walk.walk` does step by step.
 Pure string work; turning the source into a function is `compile_forward`'s job, which registers it with
-linecache so tracebacks and debuggers show the generated lines.
+linecache so tracebacks and debuggers show the generated lines (and, for a checked forward, tells torch.compile
+where the compiled part starts, `_under_compile`).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def block_lines(t: Trace) -> list[str]:
 
 
 def compile_forward(source: str, global_values: dict[str, Any]) -> Callable[..., Any]:
-    """Exec `source` under a unique `<perceptspec-forward-N>` filename registered in linecache."""
+    """Exec `source` under a unique `<perceptspec-forward-N>` filename registered in linecache; a checked forward
+    (one that calls `run_blocks`) runs as plain Python under torch.compile, which compiles `run_blocks`."""
     filename = f"<perceptspec-forward-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace = dict(global_values)

@@ -116,7 +116,7 @@ class SpecModule(nn.Module):
 
     def _generate(self, t: Trace) -> None:
         """Generate the forward for the current check settings and bind it to this module: nn.Module.__call__ finds
-        it before the class's `forward`, and a call costs no frame more than a hand-written module's."""
+        it before the class's `forward` (an unchecked call costs no frame more than a hand-written module's)."""
         self.code = forward_source(t, self._check)
         forward = compile_forward(self.code, {"_call": call, "_check": check_inputs, "_named": named_inputs})
         self.forward = types.MethodType(  # type: ignore[method-assign]
