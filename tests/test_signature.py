@@ -338,6 +338,17 @@ class TestUnderCompile:
         with pytest.raises(ps.SignatureError, match=r"input 'obs': expected shape \(\*batch, 4\), got shape \(8, 5\)"):
             compiled({"obs": torch.randn(8, 5), "legal": torch.ones(8, 3, dtype=torch.bool)})
 
+    def test_compiled_in_place_checks_every_call_and_follows_its_setting(self) -> None:
+        """module.compile() too; assigning check='off' afterwards stops the checks (the forward is recompiled)."""
+        torch._dynamo.reset()
+        module = masked()
+        module.compile(fullgraph=True, backend="aot_eager")
+        assert module(mask_inputs(8, 8))["action"].shape == (8, 3)
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            module(mask_inputs(8, 1))
+        module.check = "off"
+        assert module(mask_inputs(8, 1))["action"].shape == (8, 3)
+
     def test_inside_a_compiled_function(self) -> None:
         """Inlined into a larger compiled function, a bad input still raises ours (a graph break runs the
         diagnosis); with fullgraph=True, where no graph break is allowed, Dynamo refuses with our explanation."""
