@@ -4,7 +4,8 @@ Every other block draws from its own generator (`block_generator`). A factory's 
 `torch.default_generator`, so a seeded build forks it (`torch.random.fork_rng`: the caller's state is restored
 afterwards) and seeds the fork. The fork is process-wide, so one lock covers every build that forks or draws from
 it: without it, eight threads materializing seeded TorchModels swap each other's weights, and one thread's restore
-undoes another's seed.
+undoes another's seed. What the lock cannot cover: code of the caller's that draws from torch's global RNG in another
+thread while a seeded TorchModel builds draws from the fork (torch has no per-thread default generator).
 """
 
 from __future__ import annotations
