@@ -110,7 +110,7 @@ class Variants:
             module = ps.materialize(net.spec, net.in_shapes, check=check)
             module.load_state_dict(net.weights.state_dict())
             variants.append(Variant(name, module, module_prepare(module)))
-            if check == "first" and self.compile:
+            if check == "always" and self.compile:  # the default: its checks run around the compiled graph
                 compiled = torch.compile(module, fullgraph=True)
                 variants.append(Variant(COMPILED, module, module_prepare(compiled)))
         if self.maze is not None:
@@ -318,7 +318,7 @@ def targets(cases: Sequence[Case], shapes: list[tuple[str, float]], builds: list
             variants: Variants, compiled_examples: set[int], attached: Sequence[AttachedCase]) -> list[str]:
     lines = ["| target | measured | |", "|---|---|---|"]
     for variant, batch, backward, bound in ((FIRST, 1, False, 0.8), (FIRST, 256, False, 1.0),
-                                            (FIRST, 256, True, 1.0), (ALWAYS, 1, False, 1.0)):
+                                            (FIRST, 256, True, 1.0), (ALWAYS, 1, False, 0.8)):
         ratio, name = worst(cases, variant, batch, backward)
         mode = "forward+backward" if backward else "forward"
         measured, judged = (f"worst {ratio:.2f} ({name})", verdict(ratio <= bound)) if name != "—" else (

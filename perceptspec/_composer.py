@@ -14,7 +14,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
     seed: 0                                                                       # optional
-    check: first                      # optional: materialize's input checks, always | first | off
+    check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
 
 A `_target_` is an import path of a module on the allow-list (see `perceptspec._trust`: perceptspec's examples
@@ -123,7 +123,7 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "first"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")

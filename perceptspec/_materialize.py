@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
+                check: str = "always", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
     """Build the torch module of `spec` (see `perceptspec._torch.materialize`); imports torch on first use."""
     from perceptspec._torch import materialize as build
 

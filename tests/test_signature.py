@@ -231,3 +231,141 @@ class TestAllowExtraKeys:
 
         clone = pickle.loads(pickle.dumps(self._module("always")))
         assert clone({"obs": torch.randn(4), "unused": torch.zeros(1)})["h"].shape == (3,)
+
+
+MASKED_SHAPES = {"obs": (4,), "legal": (3,)}
+
+
+def masked(**kwargs: object) -> SpecModule:
+    """Logits masked by a legal-action mask: a mask of batch 1 broadcasts against any batch unless checked."""
+    return ps.materialize(ps.Graph({
+        "logits": ps.LinearOutput(in_keys="obs", out_keys="logits", output_units=3),
+        "mask": ps.ActionMasking(in_keys=["logits", "legal"], out_keys="action"),
+    }, out_keys="action"), MASKED_SHAPES, seed=0, **kwargs)  # type: ignore[arg-type]  # check=..., deliberately
+
+
+def mask_inputs(batch: int, mask_batch: int) -> dict[str, torch.Tensor]:
+    return {"obs": torch.randn(batch, 4), "legal": torch.ones(mask_batch, 3, dtype=torch.bool)}
+
+
+BROADCAST_MASK = r"input 'legal': expected leading batch dims \(8,\) like input 'obs', got \(1,\) \(shape \(1, 3\)\)"
+
+
+class TestDefaultChecksEveryCall:
+    def test_default_is_always(self) -> None:
+        """Issue #14: with the old default, check='first', a later mask of batch 1 against a batch of 8 broadcast
+        silently; the default now checks every call."""
+        module = masked()
+        assert module.check == "always"
+        module(mask_inputs(8, 8))
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            module(mask_inputs(8, 1))
+
+    def test_first_trusts_later_calls(self) -> None:
+        """The documented trade-off of check='first': after a good call, the broadcast goes through."""
+        module = masked(check="first")
+        module(mask_inputs(8, 8))
+        assert module(mask_inputs(8, 1))["action"].shape == (8, 3)
+
+
+class TestLiveSettings:
+    """`check` and `check_finite` of a live module take effect at the next call (the forward is generated again)."""
+
+    def test_check_takes_effect_immediately(self, checker_calls: list[object]) -> None:
+        module = masked()
+        module.check = "off"
+        assert module.check == "off" and "_check" not in module.code
+        assert module(mask_inputs(8, 1))["action"].shape == (8, 3)
+        assert checker_calls == []
+        module.check = "first"
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            module(mask_inputs(8, 1))
+        module(mask_inputs(8, 8))
+        module(mask_inputs(8, 1))  # trusted after a good call
+        module.check = "always"
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            module(mask_inputs(8, 1))
+        assert "check='always'" in repr(module)
+
+    def test_check_finite_takes_effect_immediately(self) -> None:
+        module = masked()
+        nan = {"obs": torch.full((2, 4), float("nan")), "legal": torch.ones(2, 3, dtype=torch.bool)}
+        assert module(nan)["action"].isnan().any()
+        module.check_finite = True
+        with pytest.raises(ps.NonFiniteError, match=r"^input 'obs': expected finite values"):
+            module(nan)
+        module.check_finite = False
+        assert module(nan)["action"].isnan().any()
+
+    def test_settings_survive_copies(self) -> None:
+        import copy
+        import pickle
+
+        module = masked()
+        module.check, module.check_finite = "off", True
+        for clone in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
+            assert (clone.check, clone.check_finite) == ("off", True)
+            assert clone(mask_inputs(8, 1))["action"].shape == (8, 3)
+
+    @pytest.mark.parametrize(("name", "value", "message"), [
+        ("check", "sometimes", r"SpecModule: check: expected one of \['always', 'first', 'off'\], got 'sometimes'"),
+        ("check", None, r"SpecModule: check: expected one of \['always', 'first', 'off'\], got None"),
+        ("check_finite", "yes", r"SpecModule: check_finite: expected a bool, got 'yes'"),
+    ])
+    def test_a_bad_setting_is_refused_and_changes_nothing(self, name: str, value: object, message: str) -> None:
+        module = masked()
+        code = module.code
+        with pytest.raises(ps.SpecError, match=message):
+            setattr(module, name, value)
+        assert (module.check, module.check_finite, module.code) == ("always", False, code)
+
+
+# inductor is not needed to see where the checks run: aot_eager traces the same graph without generating code
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+class TestUnderCompile:
+    """Issue #14: under torch.compile the checks returned early, so a mask of the wrong batch broadcast silently."""
+
+    @pytest.mark.parametrize("fullgraph", [True, False])
+    def test_compiled_module_checks_every_call(self, fullgraph: bool) -> None:
+        torch._dynamo.reset()
+        module = masked()
+        compiled = torch.compile(module, fullgraph=fullgraph, backend="aot_eager")
+        for batch in (8, 5):
+            inputs = mask_inputs(batch, batch)
+            torch.testing.assert_close(compiled(inputs)["action"], module(inputs)["action"])
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            compiled(mask_inputs(8, 1))
+        with pytest.raises(ps.SignatureError, match=r"input 'obs': expected shape \(\*batch, 4\), got shape \(8, 5\)"):
+            compiled({"obs": torch.randn(8, 5), "legal": torch.ones(8, 3, dtype=torch.bool)})
+
+    def test_compiled_in_place_checks_every_call_and_follows_its_setting(self) -> None:
+        """module.compile() too; assigning check='off' afterwards stops the checks (the forward is recompiled)."""
+        torch._dynamo.reset()
+        module = masked()
+        module.compile(fullgraph=True, backend="aot_eager")
+        assert module(mask_inputs(8, 8))["action"].shape == (8, 3)
+        with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+            module(mask_inputs(8, 1))
+        module.check = "off"
+        assert module(mask_inputs(8, 1))["action"].shape == (8, 3)
+
+    def test_inside_a_compiled_function(self) -> None:
+        """Inlined into a larger compiled function, a bad input still raises ours (a graph break runs the
+        diagnosis); with fullgraph=True, where no graph break is allowed, Dynamo refuses with our explanation."""
+        module = masked()
+        inputs = mask_inputs(8, 8)
+        for fullgraph in (False, True):
+            torch._dynamo.reset()  # Dynamo caches by code object: each mode compiles afresh
+
+            def loss(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+                return module(obs)["action"].logsumexp(-1).sum()
+
+            compiled = torch.compile(loss, fullgraph=fullgraph, backend="aot_eager")
+            torch.testing.assert_close(compiled(inputs), loss(inputs))
+            if not fullgraph:
+                with pytest.raises(ps.SignatureError, match=BROADCAST_MASK):
+                    compiled(mask_inputs(8, 1))
+        with pytest.raises(Exception, match=r"perceptspec: the inputs do not fit the module's signature.*"
+                                            r"check='off'") as info:
+            compiled(mask_inputs(8, 1))
+        assert not isinstance(info.value, ps.SignatureError)  # Dynamo's own refusal, quoting ours

@@ -219,7 +219,11 @@ def _flat_pieces(value: object) -> Iterator[str]:
 
 def ordered_items(mapping: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
     """A mapping's items in an order that does not depend on the process: a pmap (which iterates in hash order,
-    so differently under each PYTHONHASHSEED) by key; any other mapping in its own order."""
+    so differently under each PYTHONHASHSEED) by key; any other mapping in its own order.
+
+    Sorted, not in insertion order (issue #14), because specs are values: a mapping field compares like a dict, so
+    `{'a': 1, 'b': 2}` and `{'b': 2, 'a': 1}` make equal specs, and equal specs must give the same YAML text, repr,
+    weights and generated source. (A Graph's blocks are written in topological order, ties by name: canonical too.)"""
     items = list(mapping.items())
     return sorted(items, key=lambda kv: repr(kv[0])) if isinstance(mapping, PMap) else items
 

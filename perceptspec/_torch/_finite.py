@@ -2,6 +2,7 @@
 
 Inputs must be finite. When an output is not, the program is walked again block by block (only then, so a healthy
 forward pays one `isfinite` per input and output) to name the first block that made NaN or inf from finite inputs.
+Under `torch.compile(module)` these checks run as plain Python around the compiled forward (`_under_compile`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from perceptspec._errors import NonFiniteError
 from perceptspec._torch._signature import named_inputs
+from perceptspec._torch._under_compile import outside_graph, run_as_frame_boundary
 from perceptspec._torch._walk import walk
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 Forward = Callable[[Any, Any], dict[str, torch.Tensor]]
 
 
+@run_as_frame_boundary
 def count_text(x: torch.Tensor) -> str:
     """'2 NaN and 1 inf of 12 values'."""
     nan = int(torch.isnan(x).sum())
@@ -29,6 +32,7 @@ def count_text(x: torch.Tensor) -> str:
     return f"{nan} NaN and {inf} inf of {x.numel()} values"
 
 
+@run_as_frame_boundary
 def is_finite(x: torch.Tensor) -> bool:
     return not x.is_floating_point() or bool(torch.isfinite(x).all())
 
@@ -36,6 +40,7 @@ def is_finite(x: torch.Tensor) -> bool:
 def finite_forward(forward: Forward) -> Forward:
     """`forward` with its inputs and outputs checked for NaN and inf."""
 
+    @run_as_frame_boundary
     def checked_forward(self: SpecModule, inputs: Any = None, /, **named: torch.Tensor) -> dict[str, torch.Tensor]:
         if named:
             inputs = named_inputs(inputs, named)
@@ -45,13 +50,15 @@ def finite_forward(forward: Forward) -> Forward:
                 if isinstance(x, torch.Tensor) and not is_finite(x):
                     raise NonFiniteError(f"expected finite values (check_finite=True), got {count_text(x)}", key=key)
         outputs = forward(self, inputs)
-        if not all(is_finite(v) for v in outputs.values()):
-            raise first_non_finite(self, inputs, outputs)
+        for value in outputs.values():  # a loop, not all(<genexpr>): torch.compile would compile the genexpr's frame
+            if not is_finite(value):
+                raise first_non_finite(self, inputs, outputs)
         return outputs
 
     return checked_forward
 
 
+@outside_graph
 def first_non_finite(module: SpecModule, inputs: Mapping[str, torch.Tensor],
                      outputs: Mapping[str, torch.Tensor]) -> NonFiniteError:
     """The error naming the first block whose outputs are not finite although its inputs are."""

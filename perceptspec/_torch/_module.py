@@ -30,8 +30,10 @@ from perceptspec._torch._call import call
 from perceptspec._torch._codegen import compile_forward, forward_source
 from perceptspec._torch._finite import finite_forward
 from perceptspec._torch._memory import check_fits_in_memory
+from perceptspec._torch._rng import GLOBAL_RNG_LOCK
 from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
+from perceptspec._torch._under_compile import run_as_frame_boundary
 from perceptspec._torch._walk import every_key
 
 CHECK_MODES = ("always", "first", "off")
@@ -98,27 +100,53 @@ class SpecModule(nn.Module):
                      **named: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def __init__(self, spec: Block, t: Trace, blocks: BlockModules, check: str, allow_extra_keys: bool,
-                 check_finite: bool, source: str, flat_forward: Callable[..., dict[str, torch.Tensor]]) -> None:
+                 check_finite: bool) -> None:
         super().__init__()
-        self.code = source
-        # the generated forward, bound to this module: nn.Module.__call__ finds it before the class's `forward`
-        self.forward = types.MethodType(flat_forward, self)  # type: ignore[method-assign]
         # read-only (properties below): pickling rebuilds the module from them, so they stay what it was built for
         self._spec = spec
         self._in_shapes: Mapping[str, Shape] = MappingProxyType(dict(t.in_shapes))
         self._out_shapes: Mapping[str, Shape] = MappingProxyType({k: t.shapes[k] for k in t.program.outputs})
-        self.check = check
         self.allow_extra_keys = allow_extra_keys
-        self.check_finite = check_finite
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
-        self._check_pending = check != "off"
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         with torch_room(spec):
             self._probe: tuple[nn.Module, str] | None = next(
                 ((m, name) for m in self.modules() for name in m._parameters), None)
+        self._check, self._check_finite = check, check_finite
+        self._generate(t)
+
+    def _generate(self, t: Trace) -> None:
+        """Generate the forward for the current check settings and bind it to this module: nn.Module.__call__ finds
+        it before the class's `forward` (an unchecked call costs no frame more than a hand-written module's)."""
+        self.code = forward_source(t, self._check)
+        forward = compile_forward(self.code, {"_call": call, "_check": check_inputs, "_named": named_inputs})
+        self.forward = types.MethodType(  # type: ignore[method-assign]
+            finite_forward(forward) if self._check_finite else forward, self)
+        self._check_pending = self._check != "off"
+
+    @property
+    def check(self) -> str:
+        """When inputs are checked: 'always', 'first' (the first call only) or 'off'. Assigning it takes effect at
+        the next call (the forward is generated again; 'first' then checks the next call)."""
+        return self._check
+
+    @check.setter
+    def check(self, mode: str) -> None:
+        self._check = checked_mode(mode, "SpecModule")
+        self._generate(trace(self.spec, self.in_shapes))
+
+    @property
+    def check_finite(self) -> bool:
+        """Whether inputs and outputs are checked for NaN and inf. Assigning it takes effect at the next call."""
+        return self._check_finite
+
+    @check_finite.setter
+    def check_finite(self, on: bool) -> None:
+        self._check_finite = checked_finite(on, "SpecModule")
+        self._generate(trace(self.spec, self.in_shapes))
 
     def forward(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
                 **named: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -143,6 +171,7 @@ class SpecModule(nn.Module):
         """The shape of each out key, as the shape fold inferred it."""
         return self._out_shapes
 
+    @run_as_frame_boundary
     def probe_parameter(self) -> torch.Tensor | None:
         """The first parameter as it is now: inputs must share its dtype and device (None: no parameters). Read as
         the module reads it (a parametrization's value, a tensor `to_module` or `functional_call` put there)."""
@@ -160,12 +189,15 @@ class SpecModule(nn.Module):
         return module
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        """Pickle as (spec, in_shapes, check, weights): the generated class is rebuilt, not looked up by name."""
+        """Pickle as (spec, in_shapes, settings, weights): the forward is generated again, not looked up by name.
+        Every parameter and buffer comes back with its dtype, device and `requires_grad` (issue #14: a float64
+        module came back float32), and the module in its training mode."""
         with torch_room(self.spec):
             grads = {name: p.requires_grad for name, p in self.named_parameters()}
+            placements = {name: (t.device, t.dtype) for name, t in (*self.named_parameters(), *self.named_buffers())}
             state = self.state_dict()
         return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, state,
-                           self.training, grads, self.check_finite)
+                           self.training, grads, self.check_finite, placements)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
         # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
@@ -186,29 +218,35 @@ class SpecModule(nn.Module):
 
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                check: str = "first", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
+                check: str = "always", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
     """Build the torch module of `spec` for inputs of `in_shapes` (without batch dims).
 
     seed: None draws from torch's global RNG; an int gives bit-identical weights for the same spec in any process
     (each block draws from its own generator, seeded from `seed` and the block's path).
-    check: 'always' checks every call's inputs, 'first' only the first call's, 'off' none.
+    check: 'always' (the default) checks every call's inputs; 'first' only the first call's (later wrong inputs
+        then give torch's own errors, or broadcast silently: a mask of batch 1 against a batch of 8); 'off' none.
+        The checks run under `torch.compile` too. `module.check = ...` changes it on a live module.
     allow_extra_keys: accept (and ignore) input keys the spec does not read, e.g. a full observation dict.
     check_finite: raise `NonFiniteError` on NaN or inf in an input, or in an output (naming the first block that
         made it from finite inputs); off by default: it costs an `isfinite` per input and output on every call.
     """
-    if check not in CHECK_MODES:
-        raise SpecError("materialize", [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
+    checked_mode(check, "materialize")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError("materialize", [f"seed: expected an int or None, got {seed!r}"])
-    if not isinstance(check_finite, bool):
-        raise SpecError("materialize", [f"check_finite: expected a bool, got {check_finite!r}"])
+    checked_finite(check_finite, "materialize")
     t = trace(spec, in_shapes)
     check_fits_in_memory(t)
     return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
 
 
 def build_blocks(t: Trace, seed: int | None) -> BlockModules:
-    """One module per leaf block, nested like the spec's graphs."""
+    """One module per leaf block, nested like the spec's graphs. Unseeded, the blocks draw from torch's global RNG,
+    under the lock a seeded build in another thread holds while it forks that RNG (`_rng.py`)."""
+    with contextlib.nullcontext() if seed is not None else GLOBAL_RNG_LOCK:
+        return _build_blocks(t, seed)
+
+
+def _build_blocks(t: Trace, seed: int | None) -> BlockModules:
     blocks = BlockModules()
     for eqn in t.program.eqns:
         generator = None if seed is None else block_generator(seed, eqn.path)
@@ -229,17 +267,29 @@ def assemble(t: Trace, blocks: BlockModules, check: str, *, allow_extra_keys: bo
              check_finite: bool = False) -> SpecModule:
     """The module running program `t` over existing block modules (shared, not copied: the composer's
     actor-critic reuses the policy's and the critic's)."""
-    source = forward_source(t, check)
-    forward = compile_forward(source, {"_call": call, "_check": check_inputs, "_named": named_inputs})
-    return SpecModule(t.program.spec, t, blocks, check, allow_extra_keys, check_finite, source,
-                      finite_forward(forward) if check_finite else forward)
+    return SpecModule(t.program.spec, t, blocks, check, allow_extra_keys, check_finite)
+
+
+def checked_mode(check: object, where: str) -> str:
+    """`check` if it is a check mode; else a `SpecError` from `where` (materialize, or SpecModule when assigned)."""
+    if not isinstance(check, str) or check not in CHECK_MODES:
+        raise SpecError(where, [f"check: expected one of {list(CHECK_MODES)}, got {check!r}"])
+    return check
+
+
+def checked_finite(check_finite: object, where: str) -> bool:
+    if not isinstance(check_finite, bool):
+        raise SpecError(where, [f"check_finite: expected a bool, got {check_finite!r}"])
+    return check_finite
 
 
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
               state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool],
-              check_finite: bool = False) -> SpecModule:
+              check_finite: bool = False,
+              placements: Mapping[str, tuple[torch.device, torch.dtype]] | None = None) -> SpecModule:
     module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
     with torch_room(spec):
+        place(module, placements or {})
         module.load_state_dict(state)
         module.train(training)
         for name, p in module.named_parameters():
@@ -251,6 +301,24 @@ def torch_room(spec: Block) -> contextlib.AbstractContextManager[None]:
     """Recursion room for torch's own `nn.Module` methods (`modules()`, `state_dict()`, ...) over the block modules
     of `spec`: they nest like its graphs, and torch recurses once or twice per level (see `_recursion`)."""
     return recursion_room(4 * (nesting(spec) + 2))
+
+
+def place(module: nn.Module, placements: Mapping[str, tuple[torch.device, torch.dtype]]) -> None:
+    """Give each named parameter and buffer its (device, dtype), as `nn.Module.to` does: a parameter stays the same
+    object (tied weights stay tied) unless its new tensor type cannot be swapped in (another device kind)."""
+    with torch.no_grad():
+        for name, p in list(module.named_parameters()):
+            if name in placements:
+                moved = p.data.to(*placements[name])
+                if torch._has_compatible_shallow_copy_type(p.data, moved):
+                    p.data = moved
+                else:
+                    owner_path, _, leaf = name.rpartition(".")
+                    module.get_submodule(owner_path)._parameters[leaf] = nn.Parameter(moved, p.requires_grad)
+        for name, b in list(module.named_buffers()):
+            if name in placements:
+                owner_path, _, leaf = name.rpartition(".")
+                module.get_submodule(owner_path)._buffers[leaf] = b.to(*placements[name])
 
 
 def block_generator(seed: int, path: str) -> torch.Generator:

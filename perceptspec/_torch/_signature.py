@@ -15,11 +15,13 @@ from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from perceptspec._errors import SignatureError
 from perceptspec._core import Shape
+from perceptspec._torch._under_compile import outside_graph, run_as_frame_boundary
 
 if TYPE_CHECKING:
     from perceptspec._torch._module import SpecModule
 
 
+@run_as_frame_boundary
 def named_inputs(inputs: object, named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inputs given as keyword arguments (`module(**obs)`); a `SignatureError` if a dict came as well."""
     if inputs is not None:
@@ -28,12 +30,18 @@ def named_inputs(inputs: object, named: dict[str, torch.Tensor]) -> dict[str, to
     return named
 
 
+@run_as_frame_boundary
 def check_inputs(module: SpecModule, inputs: object) -> None:
-    """Raise `SignatureError` unless `inputs` fits `module`'s signature; then stop checking in check='first'."""
-    if torch.compiler.is_compiling():  # dynamo guards shapes and dtypes itself; keep the graph unbroken
+    """Raise `SignatureError` unless `inputs` fits `module`'s signature; then stop checking in check='first'.
+    Under `torch.compile` it runs too (see `_under_compile`); under `torch.export` the exported program checks its
+    inputs itself, and comparing symbolic batch dims here would constrain them."""
+    if torch.compiler.is_exporting():
         return
     signature = module.signature
-    probe = module.probe_parameter()
+    found = module._probe  # `probe_parameter()`'s fast path, without its frame
+    probe: torch.Tensor | None = None if found is None else found[0]._parameters.get(found[1])
+    if probe is None and found is not None:  # a parametrization's value, a tensor set in its place
+        probe = module.probe_parameter()
     dtype, device = (None, None) if probe is None else (probe.dtype, probe.device)
     extra_ok = module.allow_extra_keys
     if isinstance(inputs, dict) and (len(inputs) == len(signature) or (extra_ok and len(inputs) > len(signature))):
@@ -47,18 +55,19 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
                 break
             if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
                 break
-            lead = x.dim() - len(shape)
-            if lead < 0 or x.shape[lead:] != shape:
+            size = x.shape  # read once: each `x.shape` builds a new torch.Size
+            lead = len(size) - len(shape)
+            if lead < 0 or size[lead:] != shape:
                 break
             if batch is None:
-                batch = x.shape[:lead]
-            elif x.shape[:lead] != batch:
+                batch = size[:lead]
+            elif size[:lead] != batch:
                 break
         else:
             if module._check_pending:  # nn.Module.__setattr__ costs ~1 µs: check='always' pays it only once
                 module._check_pending = False
             return
-    diagnose(signature, dtype, device, inputs, extra_ok)
+    diagnose_outside_graph(signature, dtype, device, inputs, extra_ok)
     module._check_pending = False  # nothing was wrong after all (e.g. a dict subclass)
 
 
@@ -104,3 +113,7 @@ def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype |
         elif x.shape[:lead] != first[1]:
             raise SignatureError(key, f"leading batch dims {tuple(first[1])} like input '{first[0]}'",
                                  f"{tuple(x.shape[:lead])} (shape {tuple(x.shape)})")
+
+
+#: what a failed fast check calls: plain Python even inside compiled code (typeguard cannot be traced)
+diagnose_outside_graph = outside_graph(diagnose)

@@ -85,7 +85,7 @@ def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] 
 
 
 def tensordict_module(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
-                      check: str = "first", in_keys: Mapping[str, NestedKey] | None = None,
+                      check: str = "always", in_keys: Mapping[str, NestedKey] | None = None,
                       out_keys: Mapping[str, NestedKey] | None = None) -> Any:
     """`as_tensordict_module(ps.materialize(spec, in_shapes, seed=seed, check=check), ...)`: the same
     (spec, shapes, seed) gives the same weights in every process."""

@@ -15,6 +15,7 @@ from perceptspec._fold.rules._torch_model import MetaFacts, ModuleView, _torch_m
 from perceptspec._spec import Initializer, TorchModel
 from perceptspec._spec._torch_model import call_factory, factory_error
 from perceptspec._torch._init import initialise
+from perceptspec._torch._rng import global_rng, untouched_global_rng
 from perceptspec._torch._tables import torch_builders
 
 #: the layers a TorchModel's explicit `init` re-initialises
@@ -32,17 +33,15 @@ def built_module(block: TorchModel, view: ModuleView) -> nn.Module:
 
 def meta_module(block: TorchModel, view: ModuleView) -> nn.Module:
     """The module built on the meta device (for the folds); the global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+    with untouched_global_rng(), torch.device("meta"):
         return built_module(block, view)
 
 
 def seeded_module(block: TorchModel, view: ModuleView, generator: torch.Generator | None) -> nn.Module:
-    """The module built for real. With a generator, under a forked CPU RNG seeded from it: the module's own
-    initialisation is then reproducible, and the caller's global RNG is left as it was."""
-    if generator is None:
-        return built_module(block, view)
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(generator.initial_seed())
+    """The module built for real. With a generator, under a forked global CPU RNG seeded from it: the module's own
+    initialisation is then reproducible, and the caller's global RNG is left as it was. Thread-safe (`global_rng`
+    holds one lock over the fork)."""
+    with global_rng(None if generator is None else generator.initial_seed()):
         return built_module(block, view)
 
 
@@ -66,7 +65,7 @@ def meta_facts(block: TorchModel, view: ModuleView, run: bool) -> MetaFacts:
     inputs = [torch.empty((1, *s), device="meta") for s in view.shapes]
     module.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), untouched_global_rng():
             result = module(dict(zip(block.in_keys, inputs))) if block.dict_inputs else module(*inputs)
     except Exception as e:
         shapes = dict(zip(block.in_keys, view.shapes))
