@@ -8,8 +8,9 @@ later walk over the data would visit). Over a bound it raises our `SpecError` in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -55,12 +56,29 @@ def _check_events(text: str, where: str) -> int:
     than MAX_NODES values with aliases expanded; return its depth."""
     try:
         return _scan(yaml.parse(text, Loader=SAFE_LOADER), where)
-    except yaml.YAMLError:
-        pass  # PyYAML's own parser takes deeper nesting, and words a syntax error with the offending line quoted
+    except yaml.YAMLError as e:
+        # PyYAML's own parser takes deeper nesting (in time quadratic in the depth of brackets: refuse a document
+        # whose brackets alone nest too deep before starting it), and words a syntax error with the line quoted
+        if "maximum nesting depth" in str(e) and (depth := _bracket_depth(text)) > MAX_DEPTH:
+            _too_deep(where, f"{depth:,} levels of brackets")
     try:
         return _scan(yaml.parse(text, Loader=yaml.SafeLoader), where)
     except yaml.YAMLError as e:
         raise SpecError(where, [" ".join(str(e).split())]) from None
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _bracket_depth(text: str) -> int:
+    """How deep the flow collections ([...], {...}) outside quoted strings nest (comments aside: an estimate that
+    only decides how early a document libyaml already found too deep is refused)."""
+    depth = deepest = 0
+    for bracket in _NOT_BRACKETS.sub("", _QUOTED.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _scan(events: Iterator[yaml.Event], where: str) -> int:
@@ -73,8 +91,7 @@ def _scan(events: Iterator[yaml.Event], where: str) -> int:
             total += 1
             depth = max(depth, len(open_sizes))
             if depth > MAX_DEPTH:
-                raise SpecError(where, [f"the YAML nests deeper than {MAX_DEPTH:,} levels (line "
-                                        f"{_line(event)})"])
+                _too_deep(where, f"line {_line(event)}")
             continue
         if isinstance(event, yaml.CollectionEndEvent):
             anchor, size = open_sizes.pop()
@@ -100,3 +117,7 @@ def _scan(events: Iterator[yaml.Event], where: str) -> int:
 
 def _line(event: yaml.Event) -> int:
     return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+
+def _too_deep(where: str, detail: str) -> NoReturn:
+    raise SpecError(where, [f"the YAML nests deeper than {MAX_DEPTH:,} levels ({detail})"])

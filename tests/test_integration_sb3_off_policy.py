@@ -192,8 +192,8 @@ def test_the_sac_training_example_runs_and_draws_its_curve(capsys: pytest.Captur
     """`make train-sac`'s script on a tiny budget (the full run, to a mean return >= -250, is in docs/training.md)."""
     from perceptspec.examples import train_pendulum_sac
 
-    status = train_pendulum_sac.main(["--max-steps", "300", "--eval-every", "200", "--eval-episodes", "1",
+    status = train_pendulum_sac.main(["--max-steps", "120", "--eval-every", "110", "--eval-episodes", "1",
                                       "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert status == 1 and "mean return -250.0 not reached within 300 steps" in out and "(1 episodes) eval return" in out
+    assert status == 1 and "mean return -250.0 not reached within 120 steps" in out and "(1 episodes) eval return" in out
     assert (tmp_path / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
