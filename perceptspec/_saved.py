@@ -84,7 +84,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu",
 def _module_header(module: SpecModule) -> dict[str, Any]:
     return {"spec": to_yaml(module.spec), "in_shapes": {k: list(v) for k, v in module.in_shapes.items()},
             "check": module.check, "check_finite": module.check_finite, "allow_extra_keys": module.allow_extra_keys,
-            "seed": getattr(module, "seed", None), "training": module.training,
+            "seed": module.seed, "training": module.training,
             "frozen": [name for name, p in module.named_parameters() if not p.requires_grad]}
 
 

@@ -38,7 +38,8 @@ def test_a_module_comes_back_the_same(dtype: torch.dtype, tmp_path: Path) -> Non
     next(module.block_module("h").parameters()).requires_grad_(False)
     loaded = ps.load(ps.save(module, tmp_path / "m.safetensors"))
     assert isinstance(loaded, ps.SpecModule)
-    assert loaded.spec == SPEC and dict(loaded.in_shapes) == SHAPES
+    assert loaded.spec == SPEC and dict(loaded.in_shapes) == SHAPES and loaded.seed == module.seed == 3
+    assert pickle.loads(pickle.dumps(module)).seed == 3
     assert (loaded.check, loaded.check_finite, loaded.training) == ("off", True, False)
     assert [(n, p.dtype, p.requires_grad) for n, p in loaded.named_parameters()] == \
         [(n, p.dtype, p.requires_grad) for n, p in module.named_parameters()]

@@ -94,6 +94,8 @@ class SpecModule(nn.Module):
     """
 
     code: str
+    #: the seed the weights were drawn with (`materialize(..., seed=)`); None: torch's global RNG, or assembled
+    seed: int | None = None
 
     if TYPE_CHECKING:
         def __call__(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
@@ -197,7 +199,7 @@ class SpecModule(nn.Module):
             placements = {name: (t.device, t.dtype) for name, t in (*self.named_parameters(), *self.named_buffers())}
             state = self.state_dict()
         return _unpickle, (self.spec, dict(self.in_shapes), self.check, self.allow_extra_keys, state,
-                           self.training, grads, self.check_finite, placements)
+                           self.training, grads, self.check_finite, placements, self.seed)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SpecModule:
         # what copy.deepcopy does for plain objects; defined because __reduce_ex__ above is for pickling only
@@ -236,7 +238,9 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     checked_finite(check_finite, "materialize")
     t = trace(spec, in_shapes)
     check_fits_in_memory(t)
-    return assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
+    module = assemble(t, build_blocks(t, seed), check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
+    module.seed = seed
+    return module
 
 
 def build_blocks(t: Trace, seed: int | None) -> BlockModules:
@@ -286,8 +290,10 @@ def checked_finite(check_finite: object, where: str) -> bool:
 def _unpickle(spec: Block, in_shapes: Mapping[str, Shape], check: str, allow_extra_keys: bool,
               state: dict[str, torch.Tensor], training: bool, grads: Mapping[str, bool],
               check_finite: bool = False,
-              placements: Mapping[str, tuple[torch.device, torch.dtype]] | None = None) -> SpecModule:
+              placements: Mapping[str, tuple[torch.device, torch.dtype]] | None = None,
+              seed: int | None = None) -> SpecModule:
     module = materialize(spec, in_shapes, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
+    module.seed = seed
     with torch_room(spec):
         place(module, placements or {})
         module.load_state_dict(state)
