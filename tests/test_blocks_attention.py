@@ -39,7 +39,7 @@ def _self_attn(module: SpecModule) -> nn.MultiheadAttention:
 
 
 def _materialize(spec: ps.Block, in_shapes: Shapes, gamma: float = 0.7, seed: int = 0) -> SpecModule:
-    """An eval-mode module whose `gamma` is set (it starts at 0, which would hide the attention)."""
+    """An eval-mode module whose `gamma` is set to a known value."""
     assert spec.out_keys[0] == "y"
     module = ps.materialize(spec, in_shapes, seed=seed)
     module.eval()
@@ -112,14 +112,18 @@ class TestSelfAttentionSeq:
         torch.testing.assert_close(out["y"], expected)
         torch.testing.assert_close(out["w"], weights.reshape(4, 3, 5, 5))
 
-    def test_gamma_starts_at_zero_so_the_block_starts_as_identity(self) -> None:
+    def test_gamma_starts_as_in_maze(self) -> None:
+        """Maze (0.1.0 on) draws gamma from N(0, 1) clamped to [-1, 1]: the block does not start as the identity
+        (Maze's first commit, and SAGAN, started at 0). Seeded, the draw is the block's own."""
         spec = ps.SelfAttentionSeq(in_keys="x", out_keys="y", num_heads=2)
+        gammas = [_gamma(ps.materialize(spec, {"x": (5, 8)}, seed=s)).item() for s in range(20)]
+        assert all(-1.0 <= g <= 1.0 for g in gammas) and len(set(gammas)) > 10
+        assert _gamma(ps.materialize(spec, {"x": (5, 8)}, seed=3)).item() == gammas[3]
         module = ps.materialize(spec, {"x": (5, 8)}, seed=0)
         x = torch.randn(3, 5, 8)
-        assert torch.equal(_run(module, {"x": x})["y"], x)
-        plain = ps.materialize(ps.SelfAttentionSeq(in_keys="x", out_keys="y", num_heads=2, add_input_to_output=False),
-                               {"x": (5, 8)}, seed=0)
-        assert not _run(plain, {"x": x})["y"].any()
+        with torch.no_grad():
+            _gamma(module).zero_()
+        assert torch.equal(_run(module, {"x": x})["y"], x)  # gamma 0: the input passes through
 
     def test_fully_masked_row_attends_to_the_first_key(self) -> None:
         spec = ps.SelfAttentionSeq(in_keys=["x", "m"], out_keys=["y", "w"], num_heads=2)
@@ -518,6 +522,9 @@ class TestInit:
         for w in (attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight, attn.out_proj.weight):
             torch.testing.assert_close(w.detach().norm(dim=1), torch.full((8,), 0.5))
 
-    def test_gamma_is_zero_whatever_the_initialiser(self) -> None:
-        spec = ps.SelfAttentionConv(in_keys="x", out_keys="y", embed_dim=2, init=ps.XavierUniform())
-        assert _gamma(ps.materialize(spec, {"x": (4, 3, 3)}, seed=0)).item() == 0.0
+    def test_gamma_is_mazes_draw_whatever_the_initialiser(self) -> None:
+        """The initialiser fills the convolutions; gamma is always Maze's clamped N(0, 1) draw."""
+        for init in (ps.XavierUniform(), ps.TorchDefault()):
+            spec = ps.SelfAttentionConv(in_keys="x", out_keys="y", embed_dim=2, init=init)
+            gamma = _gamma(ps.materialize(spec, {"x": (4, 3, 3)}, seed=0)).item()
+            assert -1.0 <= gamma <= 1.0 and gamma != 0.0

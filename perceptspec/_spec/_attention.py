@@ -1,7 +1,8 @@
 """Attention blocks: Maze's SelfAttentionSeqBlock, MultiHeadAttentionBlock and SelfAttentionConvBlock.
 
-All three scale the attention output by a learned scalar `gamma` that starts at 0 (as Maze and SAGAN do), then add
-the input (the query) when `add_input_to_output`: with the default the block starts as the identity.
+All three scale the attention output by a learned scalar `gamma`, then add the input (the query) when
+`add_input_to_output`. `gamma` starts as Maze's does: one draw of N(0, 1) clamped to [-1, 1] (SAGAN, and Maze's
+first commit, started it at 0).
 
 Masks are bool (or 0/1 floats): True / 1 means "may attend". No row of attention weights is ever fully masked, so
 no NaN comes out: as Maze does, the first key is always attendable under an attention mask of SelfAttentionSeq or

@@ -59,15 +59,22 @@ def _init_self_attn(m: nn.MultiheadAttention, init: Initializer, generator: torc
             b.zero_()
 
 
+def maze_gamma(generator: torch.Generator | None) -> nn.Parameter:
+    """The learned scale of an attention block's output as Maze starts it (every release since 0.1.0; its first
+    commit started at 0): one draw of N(0, 1), clamped to [-1, 1]."""
+    return nn.Parameter(torch.randn(1, generator=generator).clamp_(-1.0, 1.0))
+
+
 class _MultiHeadAttentionModule(nn.Module):
     """nn.MultiheadAttention (batch_first) over the leading dims flattened into one batch dim, Maze's masks,
-    output scaled by `gamma` (0 at first, as in Maze), plus the query if `add_input_to_output`."""
+    output scaled by `gamma` (see `maze_gamma`), plus the query if `add_input_to_output`."""
 
     def __init__(self, self_attn: nn.MultiheadAttention, ins: tuple[Shape, Shape, Shape],
-                 mask_kinds: tuple[str, ...], weights_shape: Shape | None, add_input_to_output: bool) -> None:
+                 mask_kinds: tuple[str, ...], weights_shape: Shape | None, add_input_to_output: bool,
+                 generator: torch.Generator | None) -> None:
         super().__init__()
         self.self_attn = self_attn
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = maze_gamma(generator)
         (_, length, e), (_, source, kdim), (_, _, vdim) = (sequence_parts(s) for s in ins)
         self.query_shape = ins[0]
         self.views = ((-1, length, e), (-1, source, kdim), (-1, source, vdim))
@@ -151,7 +158,7 @@ def _self_attention_seq_build_rule(block: SelfAttentionSeq, ins: tuple[Shape, ..
     self_attn = _self_attn(block, ins, init, generator)
     mask_kinds = ("attn",) * (len(ins) - 1)
     return _SelfAttentionSeqModule(self_attn, (x, x, x), mask_kinds, _weights_shape(block, ins),
-                                   block.add_input_to_output)
+                                   block.add_input_to_output, generator)
 
 
 @torch_builders.register(MultiHeadAttention)
@@ -160,7 +167,7 @@ def _multi_head_attention_build_rule(block: MultiHeadAttention, ins: tuple[Shape
     query, key, value = ins[:3]
     self_attn = _self_attn(block, ins, init, generator)
     return _MultiHeadAttentionModule(self_attn, (query, key, value), block.mask_kinds, _weights_shape(block, ins),
-                                     block.add_input_to_output)
+                                     block.add_input_to_output, generator)
 
 
 def _conv1x1(n_in: int, n_out: int, bias: bool, init: Initializer, generator: torch.Generator | None) -> nn.Conv2d:
@@ -180,7 +187,7 @@ class _SelfAttentionConvModule(nn.Module):
         self.query_conv = _conv1x1(c, block.embed_dim, block.bias, init, generator)
         self.key_conv = _conv1x1(c, block.embed_dim, block.bias, init, generator)
         self.value_conv = _conv1x1(c, c, block.bias, init, generator)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = maze_gamma(generator)
         self.dropout = nn.Dropout(block.dropout or 0.0)
         self.in_shape = in_shape
         self.map_shape = in_shape[:-3] + (h * w, h * w)
