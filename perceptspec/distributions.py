@@ -117,7 +117,8 @@ class SquashedGaussian(Distribution):
     def mode(self) -> torch.Tensor:
         return self._squash(self.base.mean)
 
-    def _unsquash(self, value: torch.Tensor) -> torch.Tensor:
+    def unsquash(self, value: torch.Tensor) -> torch.Tensor:
+        """The Gaussian value u behind `value`: the one it was sampled from, else atanh of it (clamped inside)."""
         if self._last is not None and value is self._last[0]:
             return self._last[1]
         eps = torch.finfo(value.dtype).eps
@@ -125,7 +126,7 @@ class SquashedGaussian(Distribution):
         return torch.atanh(y.clamp(-1.0 + eps, 1.0 - eps))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        u = self._unsquash(value)
+        u = self.unsquash(value)
         log_jacobian = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) + torch.log((self.high - self.low) / 2.0)
         per_dim = self.base.log_prob(u) - log_jacobian
         return per_dim.sum(tuple(range(-len(self.event_shape), 0))) if self.event_shape else per_dim
