@@ -77,6 +77,9 @@ DISTRIBUTIONS: dict[str, DistributionKind] = {d.name: d for d in (
     DistributionKind("deterministic", (gym.spaces.Box,), lambda s: (_size(s),)),  # the action itself
 )}
 
+#: gymnasium's space classes by name ('Box'), as overrides and Maze's configs name them
+_SPACE_TYPES = {t.__name__: t for t in vars(gym.spaces).values() if isinstance(t, type) and issubclass(t, gym.Space)}
+
 DEFAULT_DISTRIBUTION: dict[type[gym.Space[Any]], str] = {
     gym.spaces.Discrete: "categorical", gym.spaces.MultiBinary: "bernoulli", gym.spaces.Box: "gaussian",
     gym.spaces.MultiDiscrete: "multi_categorical",
@@ -112,12 +115,11 @@ def distribution_choices(space: gym.Space[Any], overrides: Override = ()) -> dic
     class, or its name such as 'Box' as YAML writes it), which wins over the default of the space's kind."""
     chosen: dict[str | type, Choice] = dict(overrides.items() if isinstance(overrides, Mapping) else overrides)
     actions = action_spaces(space)
-    space_types = {t.__name__: t for t in vars(gym.spaces).values() if isinstance(t, type) and issubclass(t, gym.Space)}
     for key in chosen:
-        if not (key in actions or key in space_types or isinstance(key, type) and issubclass(key, gym.Space)):
+        if not (key in actions or key in _SPACE_TYPES or isinstance(key, type) and issubclass(key, gym.Space)):
             raise SpecError("distribution_overrides", [
                 f"{key!r} is neither an action ({list(actions)}) nor a space type such as 'Box'"
-                f"{did_you_mean(key, [*actions, *space_types])}"])
+                f"{did_you_mean(key, [*actions, *_SPACE_TYPES])}"])
     choices = {}
     for action, sub in actions.items():
         by_type = (chosen.get(t, chosen.get(t.__name__)) for t in type(sub).__mro__)
@@ -125,10 +127,14 @@ def distribution_choices(space: gym.Space[Any], overrides: Override = ()) -> dic
             or DEFAULT_DISTRIBUTION.get(type(sub))
         where = f"action '{action}'"
         if raw is None:
-            raise SpecError(where, [f"no distribution for {sub!r}; supported spaces: "
-                                    f"{', '.join(t.__name__ for t in DEFAULT_DISTRIBUTION)}"])
+            raise _no_distribution(action, sub)
         choices[action] = _checked_choice(as_choice(raw, where), sub, where)
     return choices
+
+
+def _no_distribution(action: str, space: gym.Space[Any]) -> SpecError:
+    return SpecError(f"action '{action}'", [f"no distribution for {space!r}; supported spaces: "
+                                            f"{', '.join(t.__name__ for t in DEFAULT_DISTRIBUTION)}"])
 
 
 def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[str, str]:
@@ -217,6 +223,70 @@ def _checked_choice(choice: DistributionChoice, space: gym.Space[Any], where: st
     if problems:
         raise SpecError(where, problems)
     return DistributionChoice(choice.name, {k: None if v is None else float(v) for k, v in options.items()})
+
+
+def from_maze_distribution_mapper(entries: Iterable[Mapping[str, Any]], action_space: gym.Space[Any]
+                                  ) -> dict[str, DistributionChoice]:
+    """Maze's `distribution_mapper_config` (a list of `{action_space: gymnasium.spaces.Box, distribution: ...}` and
+    `{action_head: name, distribution: ..., args: {...}}` entries) as perceptspec's overrides for `action_space`,
+    one per action, resolved as Maze's DistributionMapper resolves it: every action starts at its space's default,
+    then each entry in turn sets the distribution of the action it names, or of every action whose space is an
+    instance of its space type; a later entry wins. Maze's class paths are recognised by name (never imported); a
+    class of yours is imported from allowed modules only; `args` are the distribution's options."""
+    where = "distribution_mapper_config"
+    actions = action_spaces(action_space)
+    chosen: dict[str, Choice | None] = {a: DEFAULT_DISTRIBUTION.get(type(sub)) for a, sub in actions.items()}
+    if not isinstance(entries, Iterable) or isinstance(entries, (str, Mapping)):
+        raise SpecError(where, [f"expected a list of entries, got {entries!r}"])
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, Mapping):
+            raise SpecError(at, [f"expected a mapping with 'distribution' and 'action_space' or 'action_head', got "
+                                 f"{entry!r}"])
+        keys = ("distribution", "action_space", "action_head", "args")
+        problems = [f"unknown key {k!r}{did_you_mean(k, keys)}; known keys: {list(keys)}" for k in entry
+                    if k not in keys]
+        if not isinstance(entry.get("distribution"), str):
+            problems.append(f"'distribution': expected a class path or a distribution name, got "
+                            f"{entry.get('distribution')!r}")
+        if ("action_space" in entry) == ("action_head" in entry):
+            problems.append("expected exactly one of 'action_space' and 'action_head'")
+        args = entry.get("args") or {}
+        if not isinstance(args, Mapping):
+            problems.append(f"'args': expected a mapping, got {args!r}")
+        if problems:
+            raise SpecError(at, problems)
+        name: str = entry["distribution"]
+        choice = DistributionChoice(MAZE_DISTRIBUTIONS.get(name, name), dict(args))
+        if "action_head" in entry:
+            head = entry["action_head"]
+            if head not in actions:
+                raise SpecError(at, [f"action_head {head!r} is not an action{did_you_mean(head, actions)}; actions: "
+                                     f"{list(actions)}"])
+            chosen[head] = choice
+        else:
+            space_type = _gym_space_type(entry["action_space"], at)
+            chosen.update({a: choice for a, sub in actions.items() if isinstance(sub, space_type)})
+    choices = {}
+    for action, raw in chosen.items():
+        if raw is None:
+            raise _no_distribution(action, actions[action])
+        choices[action] = _checked_choice(as_choice(raw, f"action '{action}'"), actions[action], f"action '{action}'")
+    return choices
+
+
+def _gym_space_type(path: object, where: str) -> type[gym.Space[Any]]:
+    """The gymnasium space class a Maze config names: 'gymnasium.spaces.Box', 'gym.spaces.Box' or
+    'gymnasium.spaces.box.Box' (recognised, not imported)."""
+    if isinstance(path, str):
+        module, _, name = path.rpartition(".")
+        space_type = _SPACE_TYPES.get(name)
+        modules = {"gym.spaces", "gymnasium.spaces"}
+        if space_type is not None and module in modules | {m + "." + space_type.__module__.rpartition(".")[2]
+                                                           for m in modules}:
+            return space_type
+    raise SpecError(where, [f"action_space: expected a gymnasium space class such as 'gymnasium.spaces.Box', got "
+                            f"{path!r}{did_you_mean(path, [f'gymnasium.spaces.{n}' for n in _SPACE_TYPES])}"])
 
 
 def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dict[str, Shape]:

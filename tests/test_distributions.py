@@ -209,3 +209,51 @@ class TestChoices:
             dist = action_distribution({"action": logits}, space, overrides)
         expected: torch.distributions.Distribution = torch.distributions.Categorical(logits=logits / 2.0)
         assert_close(dist.log_prob({"action": torch.tensor(2)}), expected.log_prob(torch.tensor(2)))
+
+
+MAZE = "maze.distributions."
+MAZE_ACTIONS = gym.spaces.Dict({"steer": gym.spaces.Box(-1.0, 1.0, (2,)), "special_action": gym.spaces.Box(0.0, 1.0, (1,)),
+                                "gear": gym.spaces.Discrete(3)})
+
+
+class TestMazeDistributionMapper:
+    """Maze's `distribution_mapper_config` as overrides (issue #16 item 4): Maze's class paths are names."""
+
+    def test_maze_docs_example_action_space_then_action_head(self) -> None:
+        entries = [{"action_space": "gymnasium.spaces.Box", "distribution": f"{MAZE}beta.BetaProbabilityDistribution"},
+                   {"action_head": "special_action",
+                    "distribution": f"{MAZE}squashed_gaussian.SquashedGaussianProbabilityDistribution"}]
+        choices = ps.spaces.from_maze_distribution_mapper(entries, MAZE_ACTIONS)
+        assert {a: c.name for a, c in choices.items()} == {"gear": "categorical", "special_action": "squashed_gaussian",
+                                                           "steer": "beta"}
+        assert ps.spaces.distribution_choices(MAZE_ACTIONS, choices) == choices  # usable as overrides as they are
+        assert "maze" not in sys.modules
+
+    def test_a_later_entry_wins_as_in_maze(self) -> None:
+        entries = [{"action_head": "steer", "distribution": f"{MAZE}beta.BetaProbabilityDistribution"},
+                   {"action_space": "gym.spaces.box.Box",
+                    "distribution": f"{MAZE}squashed_gaussian.SquashedGaussianProbabilityDistribution"}]
+        names = {a: c.name for a, c in ps.spaces.from_maze_distribution_mapper(entries, MAZE_ACTIONS).items()}
+        assert names["steer"] == names["special_action"] == "squashed_gaussian"
+        assert ps.spaces.from_maze_distribution_mapper([], MAZE_ACTIONS)["steer"].name == "gaussian"
+
+    def test_args_are_options_and_classes_of_yours_go_through_the_allow_list(self) -> None:
+        entries = [{"action_space": "gymnasium.spaces.Discrete", "args": {"temperature": 0.5},
+                    "distribution": "tests.custom_distribution.TemperedCategorical"}]
+        choice = ps.spaces.from_maze_distribution_mapper(entries, MAZE_ACTIONS)["gear"]
+        assert choice == ps.spaces.DistributionChoice("tests.custom_distribution.TemperedCategorical",
+                                                      {"temperature": 0.5})
+
+    @pytest.mark.parametrize(("entry", "match"), [
+        ({"action_head": "steering", "distribution": f"{MAZE}beta.BetaProbabilityDistribution"},
+         r"distribution_mapper_config\[0\]: action_head 'steering' is not an action \(did you mean 'steer'\?\)"),
+        ({"action_space": "gymnasium.spaces.Bx", "distribution": f"{MAZE}beta.BetaProbabilityDistribution"},
+         r"expected a gymnasium space class .* got 'gymnasium.spaces.Bx' \(did you mean 'gymnasium.spaces.Box'\?\)"),
+        ({"action_space": "gymnasium.spaces.Box", "distribution": f"{MAZE}beta.Beta"},
+         r"action 'special_action': unknown distribution 'maze.distributions.beta.Beta': Maze's distributions are"),
+        ({"distribution": f"{MAZE}beta.BetaProbabilityDistribution", "head": "steer"},
+         r"unknown key 'head'.*\n.*expected exactly one of 'action_space' and 'action_head'"),
+    ])
+    def test_unknown_entries(self, entry: dict[str, Any], match: str) -> None:
+        with pytest.raises(ps.SpecError, match=match):
+            ps.spaces.from_maze_distribution_mapper([entry], MAZE_ACTIONS)
