@@ -49,10 +49,19 @@ def _bounds(space: gym.spaces.Box, like: torch.Tensor) -> tuple[torch.Tensor, to
     return low, high
 
 
-class MultiCategorical(Distribution):
-    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim."""
+class _OwnDistribution(Distribution):
+    """What perceptspec's own distributions share: no argument validation, and TorchRL's `deterministic_sample`."""
 
     arg_constraints: dict[str, Any] = {}
+
+    @property
+    def deterministic_sample(self) -> torch.Tensor:
+        """The mode, under TorchRL's name for the action of a deterministic interaction."""
+        return self.mode
+
+
+class MultiCategorical(_OwnDistribution):
+    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim."""
 
     def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], shape: tuple[int, ...]) -> None:
         self.parts: list[Distribution] = [Categorical(logits=part) for part in torch.split(logits, list(nvec), -1)]
@@ -78,7 +87,7 @@ class MultiCategorical(Distribution):
         return flat.reshape(*flat.shape[:-1], *self.entry_shape)
 
 
-class SquashedGaussian(Distribution):
+class SquashedGaussian(_OwnDistribution):
     """A diagonal Gaussian squashed by tanh onto a Box's bounds: `low + (tanh(u) + 1) / 2 * (high - low)`, u ~
     N(loc, scale) (SB3's SquashedDiagGaussianDistribution on [-1, 1], TorchRL's TanhNormal with low/high, Maze's
     SquashedGaussianProbabilityDistribution).
@@ -89,8 +98,6 @@ class SquashedGaussian(Distribution):
     other value is un-squashed with atanh, clamped a float epsilon inside (-1, 1). The entropy has no closed form:
     `entropy()` is the one-sample estimate `-log_prob(rsample())` (what SB3's PPO uses when a distribution has none).
     """
-
-    arg_constraints: dict[str, Any] = {}
     has_rsample = True
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> None:
@@ -135,13 +142,11 @@ class SquashedGaussian(Distribution):
         return -self.log_prob(self.rsample())
 
 
-class BoundedBeta(Distribution):
+class BoundedBeta(_OwnDistribution):
     """Independent Betas mapped onto a Box's bounds, `low + x * (high - low)`, as Maze's BetaProbabilityDistribution
     reads its logits: the first half gives the alphas, the second the betas, each clamped to [log 1e-6, -log 1e-6]
     then `softplus(.) + 1` (so both exceed 1 and the density is unimodal). The mode is Maze's deterministic action,
     the mean; log-prob and entropy include the affine map's `log(high - low)`."""
-
-    arg_constraints: dict[str, Any] = {}
     has_rsample = True
     EPSILON = 1e-6  # Maze's
 
@@ -178,11 +183,9 @@ class BoundedBeta(Distribution):
         return self._sum(self.base.entropy() + torch.log(self.high - self.low))
 
 
-class Deterministic(Distribution):
+class Deterministic(_OwnDistribution):
     """The 'deterministic' head of a Box action (TD3's and DDPG's actors): the logits are the action itself. Sampling
     and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0."""
-
-    arg_constraints: dict[str, Any] = {}
 
     def __init__(self, action: torch.Tensor, event_dims: int) -> None:
         self.action = action
