@@ -161,7 +161,7 @@ def test_perceptspec_distributions_in_a_probabilistic_actor(overrides: dict[str,
     actor = modules.ProbabilisticActor(tensordict_module(spec, SHAPES, seed=0, out_keys={"action": "logits"}),
                                        in_keys=["logits"], distribution_class=action_distribution_class(space,
                                        overrides=overrides), return_log_prob=True)
-    from tensordict.nn import InteractionType, set_interaction_type  # type: ignore[import-untyped]  # as above
+    from tensordict.nn import InteractionType, set_interaction_type
 
     with set_interaction_type(InteractionType.RANDOM):  # sampled, as a collector's rollouts are
         td = ppo_batch(actor)
