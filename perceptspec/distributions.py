@@ -27,7 +27,7 @@ from torch.types import _size
 
 from perceptspec._errors import SignatureError, SpecError
 from perceptspec.spaces import DISTRIBUTIONS, Override, action_logits_shapes, action_spaces, distribution_choices, \
-    distribution_class
+    distribution_class, nest
 
 
 def _event_shape(space: Any) -> tuple[int, ...]:
@@ -332,3 +332,14 @@ def action_distribution(logits: Mapping[str, torch.Tensor], action_space: gym.Sp
         if start is not None and np.any(start != 0):
             offsets[action] = torch.as_tensor(start, device=value.device)
     return DictDistribution(heads, offsets)
+
+
+def env_action(actions: Mapping[str, torch.Tensor], action_space: gym.Space[Any]) -> Any:
+    """One env step's action from per-action samples of one state (no batch dim): numpy values of each space's
+    dtype (a Discrete's as an int), arranged as the (nested) Dict / Tuple space holds them (`ps.spaces.nest`)."""
+    leaves = action_spaces(action_space)
+    values: dict[str, Any] = {}
+    for action, space in leaves.items():
+        value = actions[action].detach().cpu().numpy().astype(space.dtype)
+        values[action] = int(value) if isinstance(space, gym.spaces.Discrete) else value
+    return nest(action_space, values, "action")

@@ -159,3 +159,32 @@ class TestFlatNames:
     def test_an_empty_tuple(self) -> None:
         with pytest.raises(ps.SpecError, match="'outer' is an empty Tuple"):
             ps.spaces.action_names(gym.spaces.Dict({"outer": gym.spaces.Tuple([])}))
+
+
+class TestComposedActions:
+    """Every action space composes: one head per flattened action, flat logits, env-ready actions (issue #17)."""
+
+    @pytest.mark.parametrize("space", [
+        NESTED,
+        gym.spaces.Tuple([gym.spaces.Discrete(3), gym.spaces.Box(-1.0, 1.0, (2, 3))]),
+        gym.spaces.MultiBinary([2, 3]),
+        gym.spaces.Box(-2.0, 2.0, (2, 2, 2)),
+        gym.spaces.MultiDiscrete(np.array([[2, 3], [4, 5]])),
+    ], ids=["nested", "tuple", "multibinary-2d", "box-3d", "multidiscrete-2d"])
+    def test_compose_sample_and_step(self, space: gym.Space[Any]) -> None:
+        overrides = {"Box": "squashed_gaussian"}  # samples within the bounds
+        config: dict[str, Any] = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
+                                                           "hidden_units": [8]}]},
+                  "critic": {"kind": "state_action",
+                             "networks": [{"_target_": "perceptspec.examples.continuous.mlp_q_critic",
+                                           "hidden_units": [8]}]},
+                  "distribution_overrides": overrides}
+        models = ps.compose(config, gym.spaces.Box(-1.0, 1.0, (4,)), space)
+        logits = models.policy({"observation": torch.randn(4)})
+        assert {k: tuple(v.shape) for k, v in logits.items()} == ps.spaces.action_logits_shapes(space, overrides)
+        sample = ps.distributions.action_distribution(logits, space, overrides).sample()
+        action = ps.distributions.env_action(sample, space)
+        assert space.contains(action), action
+        q = models.critic({"observation": torch.randn(4), **{k: torch.zeros(s) for k, s in  # type: ignore[misc]
+                                                             ps.spaces.action_shapes(space).items()}})
+        assert q["value"].shape == (1,)
