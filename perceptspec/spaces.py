@@ -219,7 +219,7 @@ def _checked_choice(choice: DistributionChoice, space: gym.Space[Any], where: st
             problems.append(f"option {key!r}: expected a finite number or null, got {value!r}")
     least, most = options.get("log_std_min"), options.get("log_std_max")
     if not problems and least is not None and most is not None and least >= most:
-        problems.append(f"options log_std_min < log_std_max expected, got {least} and {most}")
+        problems.append(f"options: expected log_std_min < log_std_max, got {least} and {most}")
     if problems:
         raise SpecError(where, problems)
     return DistributionChoice(choice.name, {k: None if v is None else float(v) for k, v in options.items()})

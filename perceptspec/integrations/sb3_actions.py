@@ -98,7 +98,10 @@ class FlatActionWrapper(gym.ActionWrapper[Any, Any, Any]):
 class SpecDistribution(Distribution):
     """perceptspec's distributions over a policy's heads behind SB3's `Distribution` interface: an action is one
     flat float vector per sample (each head's entries in turn, as `FlatActionSpace` lays them out, or the single
-    head's action flattened), so SB3's buffers keep it as they keep a Box's."""
+    head's action flattened), so SB3's buffers keep it as they keep a Box's. `heads` is the distribution of the last
+    `proba_distribution` call, as SB3's `distribution` is."""
+
+    heads: DictDistribution
 
     def __init__(self, action_space: gym.Space[Any], overrides: spaces.Override = ()) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # SB3's is untyped
@@ -107,7 +110,6 @@ class SpecDistribution(Distribution):
         leaves = spaces.action_spaces(action_space)
         self.entries = {name: _entry_shape(leaf) for name, leaf in leaves.items()}
         self.integer = {name: isinstance(leaf, _INDEX_SPACES) for name, leaf in leaves.items()}
-        self.heads: DictDistribution | None = None
 
     def proba_distribution_net(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
         raise NotImplementedError("the spec's heads give the logits: SpecDistribution builds no network")
@@ -115,11 +117,6 @@ class SpecDistribution(Distribution):
     def proba_distribution(self: _Self, logits: Mapping[str, torch.Tensor]) -> _Self:
         self.heads = action_distribution(logits, self.action_space, self.overrides)
         return self
-
-    def _heads(self) -> DictDistribution:
-        if self.heads is None:
-            raise RuntimeError("call proba_distribution(logits) first")
-        return self.heads
 
     def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Flat actions (batch, entries) -> one action per head, (batch, *its shape); integers as int64."""
@@ -133,16 +130,16 @@ class SpecDistribution(Distribution):
         return torch.cat([actions[name].reshape(actions[name].shape[0], -1).float() for name in self.entries], -1)
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        return self._heads().log_prob(self.split(actions))
+        return self.heads.log_prob(self.split(actions))
 
     def entropy(self) -> torch.Tensor:
-        return self._heads().entropy()
+        return self.heads.entropy()
 
     def sample(self) -> torch.Tensor:
-        return self.join(self._heads().sample())
+        return self.join(self.heads.sample())
 
     def mode(self) -> torch.Tensor:
-        return self.join(self._heads().mode())
+        return self.join(self.heads.mode())
 
     def actions_from_params(self, logits: Mapping[str, torch.Tensor],
                             deterministic: bool = False) -> torch.Tensor:
