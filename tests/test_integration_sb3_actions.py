@@ -22,7 +22,7 @@ from perceptspec.integrations.sb3 import (  # noqa: E402
     SpecActorCriticPolicy,
     SpecDistribution,
 )
-from tests.test_integration_sb3 import ToyEnv, constant_lr  # noqa: E402
+from tests.test_integration_sb3 import ToyEnv  # noqa: E402
 
 ACTOR = "perceptspec.examples.continuous.mlp_actor"
 CRITIC = "tests.test_integration_sb3.mlp_critic"
