@@ -11,7 +11,7 @@ instead of hand-written networks:
     observation_modality_mapping: {observation: feature}
 
 The perception net runs one block per mapped observation (named `<observation>_<BlockType>`, as Maze names them;
-unmapped observations are not read, with a warning as Maze prints one), concatenates their outputs ('concat'), then
+unmapped observations are not read, and a warning is logged as Maze prints one), concatenates their outputs ('concat'), then
 the optional 'hidden' and 'recurrence' blocks; whichever comes last outputs 'latent'. Policy heads, the value head and
 Q heads are `LinearOutput`s on 'latent'. Weights start as Maze's template composer starts them: NormC(1.0) for the
 perception net, NormC(0.01) for the heads. `block_type` is a perceptspec block name ('Dense') or Maze's class path
@@ -26,11 +26,11 @@ classes: observations flattened and concatenated, a Dense body, heads.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perceptspec._errors import SpecError, did_you_mean
+from perceptspec._errors import did_you_mean, refuse
 from perceptspec._maze import maze_block_type
 from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, LinearOutput, NormC)
 
@@ -42,6 +42,7 @@ __all__ = ["concat_perception", "template_policy", "template_state_value", "temp
 Shapes = Mapping[str, Sequence[int]]
 ModalityConfig = Mapping[str, Mapping[str, Any]]
 
+_log = logging.getLogger(__name__)
 CONCAT, HIDDEN, RECURRENCE, LATENT = "concat", "hidden", "recurrence", "latent"
 BODY_INIT, HEAD_INIT = NormC(std=1.0), NormC(std=0.01)
 
@@ -56,13 +57,13 @@ def concat_perception(obs_shapes: Shapes, modality_config: ModalityConfig,
     for obs_key in obs_shapes:
         modality = observation_modality_mapping.get(obs_key)
         if modality is None:
-            warnings.warn(f"template model: observation {obs_key!r} is not in observation_modality_mapping "
-                          f"({sorted(observation_modality_mapping)}), so the network does not read it", stacklevel=2)
+            _log.warning("template model: observation %r is not in observation_modality_mapping (%s), so the network "
+                         "does not read it", obs_key, sorted(observation_modality_mapping))
             continue
         name, block = _modality_block(modality_config[modality], obs_key, f"{where}.{modality}")
         blocks[f"{obs_key}_{name}"] = _renamed(block, f"{obs_key}_{name}")
     if not blocks:
-        raise SpecError("observation_modality_mapping", [
+        refuse("observation_modality_mapping", [
             f"maps none of the observations {list(obs_shapes)} to a modality, so the network reads nothing"])
     stages = [stage for stage in (HIDDEN, RECURRENCE) if modality_config.get(stage)]
     keys = [CONCAT, *stages]
@@ -98,7 +99,7 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
     for name in _upstream(net, shared):
         del blocks[name]
     if not blocks:
-        raise SpecError("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
+        refuse("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
                                                   f"of its own before its value head; share an earlier key"])
     value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=HEAD_INIT)
     return Graph({**blocks, "value": value}, out_keys="value", init=BODY_INIT)
@@ -179,7 +180,7 @@ def flatten_concat_shared_embedding_state_value(obs_shapes: Shapes, head_units: 
                                                 non_lin: str) -> Graph:
     """Maze's FlattenConcatSharedEmbeddingStateValueNet: a Dense 'head' on the policy's 'latent', a 'value' head."""
     if LATENT not in obs_shapes:
-        raise SpecError("flatten_concat_shared_embedding_state_value", [
+        refuse("flatten_concat_shared_embedding_state_value", [
             f"reads the policy's shared 'latent', which is not among its inputs {list(obs_shapes)}; use it with "
             f"flatten_concat_shared_embedding_policy"])
     blocks = {"head": Dense(in_keys=LATENT, out_keys="head", hidden_units=head_units, non_lin=non_lin),
@@ -221,7 +222,7 @@ def _check_modalities(modality_config: ModalityConfig, mapping: Mapping[str, str
             problems.append(f"observation_modality_mapping.{obs_key}: modality {modality!r} has no block in "
                             f"modality_config{did_you_mean(modality, known)}; modalities: {known}")
     if problems:
-        raise SpecError("template model", problems)
+        refuse("template model", problems)
 
 
 def _modality_block(entry: Mapping[str, Any], in_key: str, where: str) -> tuple[str, Block]:
@@ -231,12 +232,12 @@ def _modality_block(entry: Mapping[str, Any], in_key: str, where: str) -> tuple[
     block_type = entry["block_type"]
     params = entry["block_params"] or {}
     if not isinstance(block_type, str) or not isinstance(params, Mapping):
-        raise SpecError(where, [f"expected block_type a name and block_params a mapping, got {block_type!r} and "
+        refuse(where, [f"expected block_type a name and block_params a mapping, got {block_type!r} and "
                                 f"{params!r}"])
     name, type_name = maze_block_type(block_type, where)
     reserved = [k for k in ("in_keys", "out_keys", "in_shapes", "type") if k in params]
     if reserved:
-        raise SpecError(where, [f"block_params: {reserved} are set by the template (keys from the observation "
+        refuse(where, [f"block_params: {reserved} are set by the template (keys from the observation "
                                 f"mapping, shapes by the fold); remove them"])
     block = descriptor_from_dict({"type": type_name, "in_keys": in_key, "out_keys": "out", **params}, Block, where)
     assert isinstance(block, Block)
@@ -250,11 +251,11 @@ def _renamed(block: Block, out_key: str) -> Block:
 
 
 def _shared_keys(net: Graph, keys: Sequence[str]) -> tuple[str, ...]:
-    unknown = [k for k in keys if k not in net.blocks]
+    names = [name for name, _ in net.blocks_in_order]
+    unknown = [k for k in keys if k not in names]
     if unknown:
-        raise SpecError("shared_embedding_keys", [
-            f"{k!r} is not a key of the template perception net{did_you_mean(k, list(net.blocks))}; keys: "
-            f"{list(net.blocks)}" for k in unknown])
+        refuse("shared_embedding_keys", [f"{k!r} is not a key of the template perception net{did_you_mean(k, names)}; "
+                                         f"keys: {names}" for k in unknown])
     return tuple(keys)
 
 
@@ -273,7 +274,7 @@ def _upstream(net: Graph, keys: Sequence[str]) -> set[str]:
 
 def _units(shape: Sequence[int], key: str) -> int:
     if len(shape) != 1:
-        raise SpecError(f"head {key!r}", [f"a LinearOutput head gives a flat vector, but {key!r} needs shape "
+        refuse(f"head {key!r}", [f"a LinearOutput head gives a flat vector, but {key!r} needs shape "
                                           f"{tuple(shape)}"])
     return int(shape[0])
 
@@ -281,5 +282,5 @@ def _units(shape: Sequence[int], key: str) -> int:
 def _support_range(value: Sequence[int]) -> tuple[int, int]:
     if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
             or value[0] >= value[1]:
-        raise SpecError("support_range", [f"expected two ints [low, high] with low < high, got {list(value)}"])
+        refuse("support_range", [f"expected two ints [low, high] with low < high, got {list(value)}"])
     return int(value[0]), int(value[1])
