@@ -225,3 +225,20 @@ def test_sac_with_the_squashed_gaussian_and_its_log_std_clamp() -> None:
                                            "is 'squashed_gaussian' or 'gaussian', not 'beta'"):
         SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": {**config, "distribution_overrides": {
             "action": "beta"}}})
+
+
+def test_sac_on_a_two_dimensional_box() -> None:
+    """A Box action of rank 2: the actor's head is flat (means, then log stds of the 4 entries), the Q critic reads
+    the action in its shape (issue #17)."""
+    from tests.test_integration_sb3 import ToyEnv
+
+    env = ToyEnv(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32))
+    config = yaml.safe_load(PENDULUM.read_text())
+    for section in ("policy", "critic"):
+        config[section]["networks"][0]["hidden_units"] = [16]
+    model = SAC(SpecSACPolicy, env, policy_kwargs={"config": config}, learning_starts=40, batch_size=16, seed=0)
+    q_network = model.policy.critic.q_networks[0]
+    assert isinstance(q_network, ps.SpecModule) and q_network.in_shapes["action"] == (2, 2)
+    model.learn(48)
+    action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (2, 2) and env.action_space.contains(action)

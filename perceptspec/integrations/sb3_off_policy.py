@@ -45,7 +45,7 @@ from perceptspec._config import load_config
 from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
 from perceptspec._torch import SpecModule
-from perceptspec.spaces import as_choice, distribution_choices
+from perceptspec.spaces import action_shapes, as_choice, distribution_choices
 from perceptspec.integrations.sb3 import ACTION, network_inputs, network_observation_space
 
 __all__ = ["SpecDQNPolicy", "SpecQNetwork", "SpecSACActor", "SpecSACPolicy", "SpecStateActionCritic",
@@ -178,11 +178,12 @@ class SpecStateActionCritic(BaseModel):
         super().__init__(observation_space, action_space, normalize_images=normalize_images)
         self.q_networks = nn.ModuleList(q_networks)
         self.obs_shapes = dict(obs_shapes)
+        self.action_shape = action_shapes(action_space)[ACTION]
         self.share_features_extractor = False
 
     def _inputs(self, obs: PyTorchObs, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
-        inputs[ACTION] = actions.reshape(actions.shape[0], -1)
+        inputs[ACTION] = actions.reshape(actions.shape[0], *self.action_shape)  # SB3's buffers keep it flat
         return inputs
 
     def forward(self, obs: PyTorchObs, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
