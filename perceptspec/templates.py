@@ -90,16 +90,14 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
                          observation_modality_mapping: Mapping[str, str],
                          shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's state critic: the perception net and a 'value' head. With shared embedding keys (which
-    the policy outputs and the composer passes in) only the blocks downstream of them are built."""
+    the policy outputs and the composer passes in) only the blocks downstream of them are built: sharing 'latent'
+    leaves the critic its value head alone, as in Maze."""
     net = concat_perception({k: s for k, s in obs_shapes.items() if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
     shared = _shared_keys(net, shared_embedding_keys)
     blocks = dict(net.blocks)
     for name in _upstream(net, shared):
         del blocks[name]
-    if not blocks:
-        raise SpecError("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
-                                                  f"of its own before its value head; share an earlier key"])
     value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=HEAD_INIT)
     return Graph({**blocks, "value": value}, out_keys="value", init=BODY_INIT)
 
