@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from perceptspec._errors import SpecError, did_you_mean
+from perceptspec._errors import SpecError, did_you_mean, refuse
 
 #: Maze's perception block classes -> perceptspec block types (same parameter names)
 MAZE_BLOCKS = {
@@ -104,16 +104,16 @@ def maze_block_type(block_type: str, where: str) -> tuple[str, str]:
         if block_type.startswith(MAZE_BLOCKS_PACKAGE) and name in MAZE_BLOCKS:
             return name, MAZE_BLOCKS[name]
         if block_type.startswith(MAZE_BLOCKS_PACKAGE) and name in MAZE_CODE_BLOCKS:
-            raise SpecError(where, [f"block_type {block_type!r} holds code, which a config cannot; use "
+            refuse(where, [f"block_type {block_type!r} holds code, which a config cannot; use "
                                     f"{MAZE_CODE_BLOCKS[name]}"])
-        raise SpecError(where, [f"block_type {block_type!r} is not one of Maze's perception blocks"
+        refuse(where, [f"block_type {block_type!r} is not one of Maze's perception blocks"
                                 f"{did_you_mean(name, list(MAZE_BLOCKS))}; known: {sorted(MAZE_BLOCKS)}"])
     try:
         kind = descriptor_kind(block_type)
     except SpecError:
         kind = None
     if kind is None or not issubclass(kind, Block):
-        raise SpecError(where, [f"block_type {block_type!r} is neither a perceptspec block type nor a Maze block "
+        refuse(where, [f"block_type {block_type!r} is neither a perceptspec block type nor a Maze block "
                                 f"path{did_you_mean(block_type, list(MAZE_BLOCKS.values()))}"])
     return block_type, block_type
 
@@ -122,7 +122,7 @@ def translate(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """perceptspec's composer config for a Maze model config (see the module docstring)."""
     target = cfg["_target_"]
     if target not in (CUSTOM_COMPOSER, TEMPLATE_COMPOSER):
-        raise SpecError("config '_target_'", [
+        refuse("config '_target_'", [
             f"{target!r} is not a Maze model composer perceptspec reads; expected {CUSTOM_COMPOSER!r} or "
             f"{TEMPLATE_COMPOSER!r}"])
     template = target == TEMPLATE_COMPOSER
@@ -130,7 +130,7 @@ def translate(cfg: Mapping[str, Any]) -> dict[str, Any]:
     problems = [f"unknown key {k!r} in a Maze {target.rpartition('.')[2]} config{did_you_mean(k, known)}; known "
                 f"keys: {sorted(known)}" for k in cfg if k not in known and k not in _NATIVE_KEYS]
     if problems:
-        raise SpecError("config", problems)
+        refuse("config", problems)
     native: dict[str, Any] = {k: v for k, v in cfg.items() if k in _NATIVE_KEYS}
     builder = _model_builder(cfg.get("model_builder")) if template else None
     native["policy"] = _policy(cfg.get("policy"), builder)
@@ -150,25 +150,25 @@ _NATIVE_KEYS = ("seed", "check", "check_finite")
 def _policy(section: object, builder: Mapping[str, Any] | None) -> dict[str, Any]:
     where = "config 'policy'"
     if not isinstance(section, Mapping):
-        raise SpecError(where, [f"expected a mapping with Maze's policy composer as '_target_', got {section!r}"])
+        refuse(where, [f"expected a mapping with Maze's policy composer as '_target_', got {section!r}"])
     if section.get("_target_") not in POLICY_COMPOSERS:
-        raise SpecError(where, [f"_target_ {section.get('_target_')!r} is not Maze's policy composer; expected "
+        refuse(where, [f"_target_ {section.get('_target_')!r} is not Maze's policy composer; expected "
                                 f"{POLICY_COMPOSERS[0]!r}"])
     known = ("_target_", "networks", "substeps_with_separate_agent_nets")
     _unknown_keys(section, known, where)
     if section.get("substeps_with_separate_agent_nets"):
-        raise SpecError(where, [
+        refuse(where, [
             f"substeps_with_separate_agent_nets {list(section['substeps_with_separate_agent_nets'])}: perceptspec "
             f"builds one network per sub-step, shared by its agents; for separate networks give each agent its own "
             f"sub-step (and network)"])
     if builder is not None:
         if "networks" in section:
-            raise SpecError(where, ["a TemplateModelComposer builds the networks from 'model_builder'; remove "
+            refuse(where, ["a TemplateModelComposer builds the networks from 'model_builder'; remove "
                                     "'networks' (Maze refuses them too)"])
         return {"networks": _template_networks("template_policy", builder, shared=True)}
     if "networks" not in section:
-        raise SpecError(where, ["a CustomModelComposer needs 'networks' (one per sub-step, or one for all)"])
-    return {"networks": _networks(section["networks"], f"{where}.networks")}
+        refuse(where, ["a CustomModelComposer needs 'networks' (one per sub-step, or one for all)"])
+    return {"networks": _networks(section["networks"], "config 'policy.networks'")}
 
 
 def _critic(section: object, builder: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -176,28 +176,28 @@ def _critic(section: object, builder: Mapping[str, Any] | None) -> dict[str, Any
     if section is None:
         return None
     if not isinstance(section, Mapping):
-        raise SpecError(where, [f"expected a mapping with a Maze critic composer as '_target_' (or null), got "
+        refuse(where, [f"expected a mapping with a Maze critic composer as '_target_' (or null), got "
                                 f"{section!r}"])
     kind = _critic_kind(section.get("_target_"), where)
     known = ("_target_", "networks", *(("stack_observations",) if kind == "shared_state" else ()))
     _unknown_keys(section, known, where)
     if section.get("stack_observations"):
-        raise SpecError(where, ["stack_observations: true stacks the observations of a sub-step's agents; "
+        refuse(where, ["stack_observations: true stacks the observations of a sub-step's agents; "
                                 "perceptspec composes one agent per sub-step, so set it to false"])
     if builder is not None:
         if "networks" in section:
-            raise SpecError(where, ["a TemplateModelComposer builds the networks from 'model_builder'; remove "
+            refuse(where, ["a TemplateModelComposer builds the networks from 'model_builder'; remove "
                                     "'networks' (Maze refuses them too)"])
         if builder.get("shared_embedding_keys") and kind not in ("state", "delta_state"):
-            raise SpecError(where, [f"a {kind} critic cannot share the policy's embedding (Maze refuses it too); "
+            refuse(where, [f"a {kind} critic cannot share the policy's embedding (Maze refuses it too); "
                                     f"set model_builder.shared_embedding_keys to ~ or use a state critic"])
         action_value = kind in ("state_action", "shared_state_action")
         function = "template_state_action_value" if action_value else "template_state_value"
         return {"kind": kind, "networks": _template_networks(function, builder, shared=kind in ("state",
                                                                                                  "delta_state"))}
     if "networks" not in section:
-        raise SpecError(where, ["a CustomModelComposer critic needs 'networks'"])
-    return {"kind": kind, "networks": _networks(section["networks"], f"{where}.networks")}
+        refuse(where, ["a CustomModelComposer critic needs 'networks'"])
+    return {"kind": kind, "networks": _networks(section["networks"], "config 'critic.networks'")}
 
 
 def _critic_kind(target: object, where: str) -> str:
@@ -205,7 +205,7 @@ def _critic_kind(target: object, where: str) -> str:
         if target in (f"{_CRITICS}{name}", f"{_CRITICS}{CRITIC_MODULES[name]}{name}"):
             return kind
     name = str(target).rpartition(".")[2]
-    raise SpecError(where, [f"_target_ {target!r} is not one of Maze's critic composers"
+    refuse(where, [f"_target_ {target!r} is not one of Maze's critic composers"
                             f"{did_you_mean(name, list(CRITIC_KINDS))}; known: "
                             f"{[_CRITICS + n for n in CRITIC_KINDS]}"])
 
@@ -213,10 +213,10 @@ def _critic_kind(target: object, where: str) -> str:
 def _networks(networks: object, where: str) -> list[Any] | dict[Any, Any]:
     """Maze's networks (a list, or a mapping by sub-step) with built-in net paths mapped to perceptspec's."""
     if isinstance(networks, Mapping):
-        return {step: _network(entry, f"{where}.{step}") for step, entry in networks.items()}
+        return {step: _network(entry, f"{where}[{step!r}]") for step, entry in networks.items()}
     if isinstance(networks, list):
         return [_network(entry, f"{where}[{i}]") for i, entry in enumerate(networks)]
-    raise SpecError(where, [f"expected a list of networks or a mapping of sub-steps to networks, got {networks!r}"])
+    refuse(where, [f"expected a list of networks or a mapping of sub-steps to networks, got {networks!r}"])
 
 
 def _network(entry: object, where: str) -> object:
@@ -227,7 +227,7 @@ def _network(entry: object, where: str) -> object:
         return {**entry, "_target_": TEMPLATES + BUILT_IN_NETWORKS[target]}
     if target.startswith("maze."):
         name = target.rpartition(".")[2]
-        raise SpecError(where, [
+        refuse(where, [
             f"_target_ {target!r} is a Maze class perceptspec does not know"
             f"{did_you_mean(name, [p.rpartition('.')[2] for p in BUILT_IN_NETWORKS])}; Maze's built-in nets map to "
             f"perceptspec.templates, your own nets need a perceptspec spec function or nn.Module class as _target_"])
@@ -237,15 +237,15 @@ def _network(entry: object, where: str) -> object:
 def _model_builder(section: object) -> dict[str, Any]:
     where = "config 'model_builder'"
     if not isinstance(section, Mapping):
-        raise SpecError(where, [f"a TemplateModelComposer needs a model_builder mapping, got {section!r}"])
+        refuse(where, [f"a TemplateModelComposer needs a model_builder mapping, got {section!r}"])
     if section.get("_target_") not in CONCAT_BUILDERS:
-        raise SpecError(where, [f"_target_ {section.get('_target_')!r} is not Maze's ConcatModelBuilder (the one "
+        refuse(where, [f"_target_ {section.get('_target_')!r} is not Maze's ConcatModelBuilder (the one "
                                 f"template builder Maze has); expected {CONCAT_BUILDERS[0]!r}"])
     known = ("_target_", "modality_config", "observation_modality_mapping", "shared_embedding_keys")
     _unknown_keys(section, known, where)
     missing = [k for k in known[1:3] if not isinstance(section.get(k), Mapping)]
     if missing:
-        raise SpecError(where, [f"{k}: required, a mapping" for k in missing])
+        refuse(where, [f"{k}: required, a mapping" for k in missing])
     return {k: section.get(k) for k in known[1:]}
 
 
@@ -267,12 +267,12 @@ def distribution_overrides(entries: object) -> dict[str, str]:
     `{action_space: gymnasium.spaces.Box, distribution: maze.distributions...}` or `{action_head: name, ...}`)."""
     where = "config 'distribution_mapper_config'"
     if not isinstance(entries, list):
-        raise SpecError(where, [f"expected a list of mappings, got {entries!r}"])
+        refuse(where, [f"expected a list of mappings, got {entries!r}"])
     overrides: dict[str, str] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or set(entry) not in ({"action_space", "distribution"},
                                                                 {"action_head", "distribution"}):
-            raise SpecError(f"{where}[{i}]", [f"expected {{action_space: ..., distribution: ...}} or "
+            refuse(f"{where}[{i}]", [f"expected {{action_space: ..., distribution: ...}} or "
                                               f"{{action_head: ..., distribution: ...}}, got {entry!r}"])
         key = entry["action_head"] if "action_head" in entry else _space_type(entry["action_space"], f"{where}[{i}]")
         overrides[str(key)] = _distribution(entry["distribution"], f"{where}[{i}]")
@@ -284,7 +284,7 @@ def _space_type(path: object, where: str) -> str:
         for package in SPACE_PACKAGES:
             if path.startswith(package) and "." not in path[len(package):]:
                 return path[len(package):]
-    raise SpecError(where, [f"action_space {path!r}: expected a gymnasium space class path such as "
+    refuse(where, [f"action_space {path!r}: expected a gymnasium space class path such as "
                             f"'gymnasium.spaces.Box'"])
 
 
@@ -292,18 +292,18 @@ def _distribution(path: object, where: str) -> str:
     from perceptspec.spaces import DISTRIBUTIONS
 
     if not isinstance(path, str):
-        raise SpecError(where, [f"distribution: expected a class path or a distribution name, got {path!r}"])
+        refuse(where, [f"distribution: expected a class path or a distribution name, got {path!r}"])
     if path in DISTRIBUTIONS:
         return path
     name = path.rpartition(".")[2]
     if path.startswith(MAZE_DISTRIBUTIONS_PACKAGE) and name in MAZE_DISTRIBUTIONS:
         return MAZE_DISTRIBUTIONS[name]
-    raise SpecError(where, [f"distribution {path!r} is neither a perceptspec distribution ({sorted(DISTRIBUTIONS)}) "
+    refuse(where, [f"distribution {path!r} is neither a perceptspec distribution ({sorted(DISTRIBUTIONS)}) "
                             f"nor one of Maze's{did_you_mean(name, list(MAZE_DISTRIBUTIONS))}"])
 
 
 def _unknown_keys(section: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     unknown = [k for k in section if k not in known]
     if unknown:
-        raise SpecError(where, [f"unknown key {k!r}{did_you_mean(k, known)}; known keys: {list(known)}"
+        refuse(where, [f"unknown key {k!r}{did_you_mean(k, known)}; known keys: {list(known)}"
                                 for k in unknown])

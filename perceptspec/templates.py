@@ -11,7 +11,7 @@ instead of hand-written networks:
     observation_modality_mapping: {observation: feature}
 
 The perception net runs one block per mapped observation (named `<observation>_<BlockType>`, as Maze names them;
-unmapped observations are not read, with a warning as Maze prints one), concatenates their outputs ('concat'), then
+unmapped observations are not read, and a warning is logged as Maze prints one), concatenates their outputs ('concat'), then
 the optional 'hidden' and 'recurrence' blocks; whichever comes last outputs 'latent'. Policy heads, the value head and
 Q heads are `LinearOutput`s on 'latent'. Weights start as Maze's template composer starts them: NormC(1.0) for the
 perception net, NormC(0.01) for the heads. `block_type` is a perceptspec block name ('Dense') or Maze's class path
@@ -26,15 +26,17 @@ classes: observations flattened and concatenated, a Dense body, heads.
 
 from __future__ import annotations
 
-import warnings
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perceptspec._errors import SpecError, did_you_mean
+from perceptspec._errors import did_you_mean, refuse
 from perceptspec._maze import maze_block_type
-from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, LinearOutput, NormC)
+from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, Initializer,
+                               LinearOutput, NormC, Orthogonal)
 
-__all__ = ["concat_perception", "template_policy", "template_state_value", "template_state_action_value",
+__all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy", "template_state_value", "template_state_action_value",
            "flatten_concat_policy", "flatten_concat_state_value", "flatten_concat_state_action_value",
            "flatten_concat_categorical_state_value", "flatten_concat_shared_embedding_policy",
            "flatten_concat_shared_embedding_state_value", "flatten_concat_masked_policy"]
@@ -42,6 +44,7 @@ __all__ = ["concat_perception", "template_policy", "template_state_value", "temp
 Shapes = Mapping[str, Sequence[int]]
 ModalityConfig = Mapping[str, Mapping[str, Any]]
 
+_log = logging.getLogger(__name__)
 CONCAT, HIDDEN, RECURRENCE, LATENT = "concat", "hidden", "recurrence", "latent"
 BODY_INIT, HEAD_INIT = NormC(std=1.0), NormC(std=0.01)
 
@@ -56,13 +59,13 @@ def concat_perception(obs_shapes: Shapes, modality_config: ModalityConfig,
     for obs_key in obs_shapes:
         modality = observation_modality_mapping.get(obs_key)
         if modality is None:
-            warnings.warn(f"template model: observation {obs_key!r} is not in observation_modality_mapping "
-                          f"({sorted(observation_modality_mapping)}), so the network does not read it", stacklevel=2)
+            _log.warning("template model: observation %r is not in observation_modality_mapping (%s), so the network "
+                         "does not read it", obs_key, sorted(observation_modality_mapping))
             continue
         name, block = _modality_block(modality_config[modality], obs_key, f"{where}.{modality}")
         blocks[f"{obs_key}_{name}"] = _renamed(block, f"{obs_key}_{name}")
     if not blocks:
-        raise SpecError("observation_modality_mapping", [
+        refuse("observation_modality_mapping", [
             f"maps none of the observations {list(obs_shapes)} to a modality, so the network reads nothing"])
     stages = [stage for stage in (HIDDEN, RECURRENCE) if modality_config.get(stage)]
     keys = [CONCAT, *stages]
@@ -79,11 +82,8 @@ def template_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, modality_c
                     shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's policy: the perception net, one LinearOutput head per action on 'latent'; with
     shared embedding keys the policy outputs them too (for the critic)."""
-    net = concat_perception(obs_shapes, modality_config, observation_modality_mapping)
-    shared = _shared_keys(net, shared_embedding_keys)
-    heads = {action: LinearOutput(in_keys=LATENT, out_keys=action, output_units=_units(shape, action),
-                                  init=HEAD_INIT) for action, shape in action_logits_shapes.items()}
-    return Graph({**net.blocks, **heads}, out_keys=[*action_logits_shapes, *shared], init=BODY_INIT)
+    return _policy(concat_perception(obs_shapes, modality_config, observation_modality_mapping),
+                   action_logits_shapes, shared_embedding_keys, BODY_INIT, HEAD_INIT)
 
 
 def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
@@ -96,12 +96,25 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
     which sorts its keys, so the per-key blocks and the concatenation follow that order."""
     net = concat_perception({k: s for k, s in sorted(obs_shapes.items()) if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
+    return _state_value(net, shared_embedding_keys, BODY_INIT, HEAD_INIT)
+
+
+def _policy(net: Graph, action_logits_shapes: Shapes, shared_embedding_keys: Sequence[str], body_init: Initializer,
+            head_init: Initializer) -> Graph:
+    shared = _shared_keys(net, shared_embedding_keys)
+    heads = {action: LinearOutput(in_keys=LATENT, out_keys=action, output_units=_units(shape, action),
+                                  init=head_init) for action, shape in action_logits_shapes.items()}
+    return Graph({**net.blocks, **heads}, out_keys=[*action_logits_shapes, *shared], init=body_init)
+
+
+def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: Initializer,
+                 head_init: Initializer) -> Graph:
     shared = _shared_keys(net, shared_embedding_keys)
     blocks = dict(net.blocks)
     for name in _upstream(net, shared):
         del blocks[name]
-    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=HEAD_INIT)
-    return Graph({**blocks, "value": value}, out_keys="value", init=BODY_INIT)
+    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=head_init)
+    return Graph({**blocks, "value": value}, out_keys="value", init=body_init)
 
 
 def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modality_config: ModalityConfig,
@@ -113,6 +126,94 @@ def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modal
     heads = {key: LinearOutput(in_keys=LATENT, out_keys=key, output_units=_units(shape, key), init=HEAD_INIT)
              for key, shape in output_shapes.items()}
     return Graph({**net.blocks, **heads}, out_keys=list(output_shapes), init=BODY_INIT)
+
+
+# --- default networks (SB3's defaults, as template models) ---------------------------------------------------------
+
+#: Stable-Baselines3's on-policy defaults (ActorCriticPolicy): separate [64, 64] tanh MLPs for the policy and the
+#: value on the concatenated features; orthogonal init, gain sqrt(2) for the body, 0.01 for the policy heads, 1 for
+#: the value head
+DEFAULT_NET_ARCH = (64, 64)
+DEFAULT_NON_LIN = "tanh"
+DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT, DEFAULT_VALUE_HEAD_INIT = (Orthogonal(gain=math.sqrt(2)),
+                                                                        Orthogonal(gain=0.01), Orthogonal(gain=1.0))
+#: SB3's NatureCNN (Mnih et al. 2015): 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1, ReLU, then Linear + ReLU to
+#: 512 features for an image alone, 256 beside other observations (CombinedExtractor); it needs images of 36x36 and up
+NATURE_CNN = {"hidden_channels": [32, 64, 64], "hidden_kernels": [8, 4, 3], "hidden_strides": [4, 2, 1],
+              "non_lin": "relu"}
+NATURE_CNN_MIN_SIZE = 36
+#: smaller images (MiniGrid's 7x7): three 2x2 convolutions of stride 1 (16, 32, 64 channels), then 64 features
+SMALL_CNN = {"hidden_channels": [16, 32, 64], "hidden_kernels": [2, 2, 2], "non_lin": "relu", "hidden_units": [64]}
+SMALL_CNN_MIN_SIZE = 4
+
+
+def default_modalities(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                       non_lin: str = DEFAULT_NON_LIN) -> tuple[dict[str, Any], dict[str, str]]:
+    """The modality config and observation mapping of the default networks: a (C, H, W) observation (an image,
+    channels first, as perceptspec's observation preprocessing hands images to networks) goes through a CNN, any
+    other is flattened; then the concatenation, then the MLP (`net_arch`, None: SB3's choice) as 'hidden'."""
+    units = list(_net_arch(obs_shapes, net_arch))
+    config: dict[str, Any] = {HIDDEN: {"block_type": "Dense", "block_params": {"hidden_units": units,
+                                                                               "non_lin": non_lin}}
+                              if units else {}, RECURRENCE: {}}
+    mapping: dict[str, str] = {}
+    for key, shape in obs_shapes.items():
+        modality, block_type, block_params = _default_modality(tuple(shape), len(obs_shapes) == 1)
+        config[modality] = {"block_type": block_type, "block_params": block_params}
+        mapping[key] = modality
+    return config, mapping
+
+
+def _default_modality(shape: tuple[int, ...], alone: bool) -> tuple[str, str, dict[str, Any]]:
+    if _is_image(shape) and min(shape[1:]) >= NATURE_CNN_MIN_SIZE:
+        return "nature_cnn", "StridedConvDense", {**NATURE_CNN, "hidden_units": [512 if alone else 256]}
+    if _is_image(shape):
+        return "small_cnn", "StridedConvDense", dict(SMALL_CNN)
+    return f"flat{len(shape)}", "Flatten", {"num_flatten_dims": len(shape)}
+
+
+def _is_image(shape: Sequence[int]) -> bool:
+    return len(shape) == 3 and min(shape[1:]) >= SMALL_CNN_MIN_SIZE
+
+
+def _net_arch(obs_shapes: Shapes, net_arch: Sequence[int] | None) -> Sequence[int]:
+    """SB3's choice when None: no MLP after the CNN of an image alone (CnnPolicy), [64, 64] otherwise."""
+    if net_arch is not None:
+        return net_arch
+    observations = [shape for key, shape in obs_shapes.items() if key not in (CONCAT, LATENT)]
+    return () if len(observations) == 1 and _is_image(observations[0]) else DEFAULT_NET_ARCH
+
+
+def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+    """What `ps.compose(None, ...)` builds as the policy: SB3's default actor (a CNN per image, the rest flattened,
+    concatenated, an MLP, one head per action). With images the policy also outputs the concatenated features
+    ('concat'), which the default critic reads: SB3's PPO shares its features extractor the same way."""
+    config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
+    net = concat_perception(obs_shapes, config, mapping)
+    features = CONCAT if CONCAT in net.blocks else LATENT  # without an MLP the concatenation is 'latent'
+    shared = [features] if any(_is_image(shape) for shape in obs_shapes.values()) else []
+    return _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+
+
+def default_critic(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+    """What `ps.compose(None, ...)` builds as the critic: SB3's default value network (its own MLP on the features;
+    on the features of the policy's CNNs when it shares them: 'concat' before an MLP, 'latent' without one)."""
+    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=DEFAULT_VALUE_HEAD_INIT)
+    if LATENT in obs_shapes:  # the policy's CNN features, with no MLP after them (SB3's CnnPolicy)
+        return Graph({"value": value}, out_keys="value", init=DEFAULT_BODY_INIT)
+    if CONCAT in obs_shapes:
+        mlp = Dense(in_keys=CONCAT, out_keys=LATENT, hidden_units=_net_arch(obs_shapes, net_arch), non_lin=non_lin)
+        return Graph({LATENT: mlp, "value": value}, out_keys="value", init=DEFAULT_BODY_INIT)
+    config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
+    return _state_value(concat_perception(obs_shapes, config, mapping), (), DEFAULT_BODY_INIT,
+                        DEFAULT_VALUE_HEAD_INIT)
+
+
+#: the config `ps.compose(None, ...)` uses
+DEFAULT_CONFIG = {"policy": {"networks": [{"_target_": "perceptspec.templates.default_policy"}]},
+                  "critic": {"kind": "state", "networks": [{"_target_": "perceptspec.templates.default_critic"}]}}
 
 
 # --- the built-in FlattenConcat family --------------------------------------------------------------------------
@@ -180,7 +281,7 @@ def flatten_concat_shared_embedding_state_value(obs_shapes: Shapes, head_units: 
                                                 non_lin: str) -> Graph:
     """Maze's FlattenConcatSharedEmbeddingStateValueNet: a Dense 'head' on the policy's 'latent', a 'value' head."""
     if LATENT not in obs_shapes:
-        raise SpecError("flatten_concat_shared_embedding_state_value", [
+        refuse("flatten_concat_shared_embedding_state_value", [
             f"reads the policy's shared 'latent', which is not among its inputs {list(obs_shapes)}; use it with "
             f"flatten_concat_shared_embedding_policy"])
     blocks = {"head": Dense(in_keys=LATENT, out_keys="head", hidden_units=head_units, non_lin=non_lin),
@@ -222,7 +323,7 @@ def _check_modalities(modality_config: ModalityConfig, mapping: Mapping[str, str
             problems.append(f"observation_modality_mapping.{obs_key}: modality {modality!r} has no block in "
                             f"modality_config{did_you_mean(modality, known)}; modalities: {known}")
     if problems:
-        raise SpecError("template model", problems)
+        refuse("template model", problems)
 
 
 def _modality_block(entry: Mapping[str, Any], in_key: str, where: str) -> tuple[str, Block]:
@@ -232,12 +333,12 @@ def _modality_block(entry: Mapping[str, Any], in_key: str, where: str) -> tuple[
     block_type = entry["block_type"]
     params = entry["block_params"] or {}
     if not isinstance(block_type, str) or not isinstance(params, Mapping):
-        raise SpecError(where, [f"expected block_type a name and block_params a mapping, got {block_type!r} and "
+        refuse(where, [f"expected block_type a name and block_params a mapping, got {block_type!r} and "
                                 f"{params!r}"])
     name, type_name = maze_block_type(block_type, where)
     reserved = [k for k in ("in_keys", "out_keys", "in_shapes", "type") if k in params]
     if reserved:
-        raise SpecError(where, [f"block_params: {reserved} are set by the template (keys from the observation "
+        refuse(where, [f"block_params: {reserved} are set by the template (keys from the observation "
                                 f"mapping, shapes by the fold); remove them"])
     block = descriptor_from_dict({"type": type_name, "in_keys": in_key, "out_keys": "out", **params}, Block, where)
     assert isinstance(block, Block)
@@ -251,11 +352,11 @@ def _renamed(block: Block, out_key: str) -> Block:
 
 
 def _shared_keys(net: Graph, keys: Sequence[str]) -> tuple[str, ...]:
-    unknown = [k for k in keys if k not in net.blocks]
+    names = [name for name, _ in net.blocks_in_order]
+    unknown = [k for k in keys if k not in names]
     if unknown:
-        raise SpecError("shared_embedding_keys", [
-            f"{k!r} is not a key of the template perception net{did_you_mean(k, list(net.blocks))}; keys: "
-            f"{list(net.blocks)}" for k in unknown])
+        refuse("shared_embedding_keys", [f"{k!r} is not a key of the template perception net{did_you_mean(k, names)}; "
+                                         f"keys: {names}" for k in unknown])
     return tuple(keys)
 
 
@@ -274,7 +375,7 @@ def _upstream(net: Graph, keys: Sequence[str]) -> set[str]:
 
 def _units(shape: Sequence[int], key: str) -> int:
     if len(shape) != 1:
-        raise SpecError(f"head {key!r}", [f"a LinearOutput head gives a flat vector, but {key!r} needs shape "
+        refuse(f"head {key!r}", [f"a LinearOutput head gives a flat vector, but {key!r} needs shape "
                                           f"{tuple(shape)}"])
     return int(shape[0])
 
@@ -282,5 +383,5 @@ def _units(shape: Sequence[int], key: str) -> int:
 def _support_range(value: Sequence[int]) -> tuple[int, int]:
     if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
             or value[0] >= value[1]:
-        raise SpecError("support_range", [f"expected two ints [low, high] with low < high, got {list(value)}"])
+        refuse("support_range", [f"expected two ints [low, high] with low < high, got {list(value)}"])
     return int(value[0]), int(value[1])

@@ -147,8 +147,8 @@ class MaskedGlobalPooling(Block):
 
     An optional second input is a mask (bool, or 0/1 floats) whose shape is a prefix of the first input's, e.g.
     values (..., N, F) and mask (..., N): masked-out entries are ignored (mean divides by the number of kept
-    entries). Where every pooled entry is masked out the result is 0 (Maze instead always keeps entry 0 of the
-    mask's last dim, overwriting its input).
+    entries). Where every pooled entry is masked out the result is 0 (Maze's gives NaN for 'mean', 0/0, and
+    float32's lowest value for 'max'; every other row is the same).
     """
 
     n_inputs: ClassVar[int | None] = None
@@ -337,10 +337,11 @@ def _keyword_problem(fn: Callable[..., Any], params: Mapping[str, object]) -> st
         return None  # no signature to check against: the fold reports what the call does
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return None
-    named = [n for n, p in parameters.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    # the inputs come positionally: keyword arguments are the keyword-only ones and those with defaults
+    named = [n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+             or p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is not inspect.Parameter.empty]
     unknown = sorted(k for k in params if k not in named)
-    return f"takes no keyword argument(s) {unknown} (it takes {named})" if unknown else None
+    return f"takes no keyword argument(s) {unknown} (its keyword arguments: {named})" if unknown else None
 
 
 def _same_shapes(*shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
@@ -366,7 +367,7 @@ def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 def _support_to_scalar_shape(shape: tuple[int, ...], *, support_range: Sequence[int]) -> tuple[int, ...]:
     if len(support_range) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in support_range) \
             or support_range[0] >= support_range[1]:
-        raise ValueError(f"support_range [low, high], two ints with low < high (got {list(support_range)}), and")
+        raise ValueError(f"support_range as [low, high], two ints with low < high (got {list(support_range)})")
     size = support_range[1] - support_range[0] + 1
     if not shape or shape[-1] != size:
         raise ValueError(f"a shape (..., {size}): one logit per integer of support_range {list(support_range)}")
