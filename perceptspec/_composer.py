@@ -13,6 +13,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
       networks:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
+    distribution_mapper_config: [{action_space: gymnasium.spaces.Box, distribution: squashed_gaussian}]  # optional
     seed: 0                                                                       # optional
     check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
@@ -136,6 +137,10 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
                                     f"{list(act_spaces)}"])
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
+    if cfg.get("distribution_mapper_config"):  # Maze's: one choice per action, overrides by action name win
+        overrides = {s: {**spaces.from_maze_distribution_mapper(cfg["distribution_mapper_config"], act_spaces[s]),
+                         **{k: v for k, v in overrides[s].items() if k in spaces.action_names(act_spaces[s])}}
+                     for s in act_spaces}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
     build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
@@ -272,7 +277,7 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
-def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
+def _step_overrides(overrides: Mapping[str, Any], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, Any]]:
     """The distribution overrides each sub-step's actions see: an override naming an action of another sub-step
     is left out (the spaces module refuses keys that name neither an action nor a space type)."""
     from perceptspec import spaces
