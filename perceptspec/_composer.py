@@ -60,6 +60,8 @@ SHARED_KINDS = ("shared_state", "shared_state_action")
 PREV_VALUE_KEY, PREV_VALUE_SHAPE = "prev_value", (1,)
 #: a state-action critic's output in Maze's layout (its network takes `output_shapes`)
 MAZE_Q_VALUE = "q_value"
+#: what the composer passes a policy network that takes it: each action's distribution name
+ACTION_DISTRIBUTIONS = "action_distributions"
 SHARED_CRITIC = "shared"
 
 
@@ -187,7 +189,7 @@ def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Sh
     for step, shapes in inputs.items():
         action_shapes = {name: spaces.action_shapes(space)["action"] for name, space in actions[step].items()}
         target, _ = _network(section, step, list(inputs), "critic")
-        if not _takes_output_shapes(target):
+        if not _takes(target, "output_shapes"):
             plan[step] = (_with_actions(shapes, action_shapes), None)
         elif all(isinstance(space, gym.spaces.Discrete) for space in actions[step].values()):
             plan[step] = (shapes, {f"{name}_q_values": shape for name, shape in action_shapes.items()})
@@ -206,9 +208,11 @@ def _merged_actions(actions: Mapping[StepKey, Mapping[str, Any]]) -> dict[str, A
     return merged
 
 
-def _takes_output_shapes(target: str) -> bool:
+def _takes(target: str, parameter: str) -> bool:
+    """Whether the network `target` names has a parameter the composer fills (`output_shapes`,
+    `action_distributions`)."""
     try:
-        return "output_shapes" in inspect.signature(resolve(target)).parameters
+        return parameter in inspect.signature(resolve(target)).parameters
     except (TypeError, ValueError):
         return False  # `_build` reports a target without a signature
 
@@ -246,6 +250,8 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
             distributions: Mapping[str, str], build: _Build) -> Network:
     target, kwargs = _network(section, step, steps, "policy")
     where = f"policy network {target}"
+    if _takes(target, ACTION_DISTRIBUTIONS):  # a network that builds its heads per distribution (the defaults)
+        kwargs = {**kwargs, ACTION_DISTRIBUTIONS: dict(distributions)}
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
         return Network(built, None, dict(obs), {})
