@@ -46,6 +46,8 @@ from perceptspec._trust import allowing, resolve_allowed
 
 if TYPE_CHECKING:
     import gymnasium as gym
+
+    from perceptspec._observations import Preprocessing
     from torch import nn
 
 Shapes = dict[str, tuple[int, ...]]
@@ -122,6 +124,7 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
              action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
     import gymnasium as gym
 
+    from perceptspec import _observations as observations
     from perceptspec import spaces
 
     obs_spaces = _steps(observation_space, gym.Space)
@@ -129,11 +132,12 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     if set(obs_spaces) != set(act_spaces):
         raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
                                     f"{list(act_spaces)}"])
-    obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
+    prep = observations.preprocessing(obs_spaces.values(), observations.Options.from_config(cfg.get("observations")))
+    obs = {s: prep.shapes_of(space) for s, space in obs_spaces.items()}  # what the network functions are given
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False), prep)
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
@@ -143,7 +147,8 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     plan = {} if kind == "none" else _critic_plan(kind, critic_cfg, obs, policies, act_spaces)
     critics = {step: _critic(critic_cfg, step, list(plan), inputs, outputs, build)
                for step, (inputs, outputs) in plan.items()}
-    return assemble_models(policies, critics, obs, logits, kind)
+    raw = {s: prep.raw_shapes_of(space) for s, space in obs_spaces.items()}  # what the modules read
+    return assemble_models(policies, critics, raw, logits, kind)
 
 
 def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Shapes],
@@ -239,8 +244,9 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
         return Network(built, None, dict(obs), {})
-    spec = _configure_policy(_as_graph(built), section, logits, distributions)
-    in_shapes = _used(spec, obs, where)
+    graph, shapes = build.observations.attach(_as_graph(built), obs, where)
+    spec = _configure_policy(graph, section, logits, distributions)
+    in_shapes = _used(spec, shapes, where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
     exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
@@ -257,8 +263,9 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     if not isinstance(built, Block):
         return Network(built, None, dict(inputs), {})
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
-    spec = _apply_init(_as_graph(built), section.get("init"), heads, "critic.init")
-    in_shapes = _used(spec, inputs, where)
+    graph, shapes = build.observations.attach(_as_graph(built), inputs, where)
+    spec = _apply_init(graph, section.get("init"), heads, "critic.init")
+    in_shapes = _used(spec, shapes, where)
     shapes = infer_shapes(spec, in_shapes)
     if outputs is None:
         value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
@@ -452,6 +459,7 @@ class _Build:
     seed: int | None
     check: str
     check_finite: bool
+    observations: Preprocessing  # the conversion blocks each network gets for what it reads
 
 
 def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module:
