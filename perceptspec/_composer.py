@@ -16,6 +16,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
     seed: 0                                                                       # optional
     check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
+    observations: {discrete: one_hot} # optional: how observations are converted (perceptspec._observations)
 
 A `_target_` is an import path of a module on the allow-list (see `perceptspec._trust`: perceptspec's examples
 and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by import only: either a spec function
@@ -24,6 +25,9 @@ and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by imp
 actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them. A
 `state_action` critic (a Q function, as SAC, TD3 and DDPG train) also reads the actions, one key per action
 (`spaces.action_shapes`), and outputs its Q value under 'value'.
+Observations: a target gets the shapes after conversion (one-hot Discrete, channel-first float images, ...) under
+the observations' names; `perceptspec._observations` then adds the conversion blocks to its spec (or runs them before
+a plain module), so the composed modules read the raw observations (`Models.obs_shapes`).
 Unknown keys and values of the wrong type anywhere in the config are errors (`perceptspec._config`).
 This module imports torch and gymnasium only when `compose` runs.
 """
@@ -243,7 +247,7 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
     where = f"policy network {target}"
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(obs), {})
+        return _plain(built, obs, build, f"policy/{step}")
     graph, shapes = build.observations.attach(_as_graph(built), obs, where)
     spec = _configure_policy(graph, section, logits, distributions)
     in_shapes = _used(spec, shapes, where)
@@ -261,7 +265,7 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
         kwargs = {**kwargs, "output_shapes": outputs}
     built = _build(target, (inputs,), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(inputs), {})
+        return _plain(built, inputs, build, f"critic/{step}")
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
     graph, shapes = build.observations.attach(_as_graph(built), inputs, where)
     spec = _apply_init(graph, section.get("init"), heads, "critic.init")
@@ -272,6 +276,18 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
         outputs = {VALUE_KEY: value_shape if value_shape == () else (1,)}
     _check_outputs(spec, shapes, outputs, where)
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
+
+
+def _plain(module: nn.Module, shapes: Shapes, build: _Build, scope: str) -> Network:
+    """A plain nn.Module network; behind the observation conversion when it reads converted observations."""
+    conversion = build.observations.conversion_graph(shapes)
+    if conversion is None:
+        return Network(module, None, dict(shapes), {})
+    from perceptspec._torch._converted import ConvertedInputs
+
+    graph, names, raw = conversion
+    converting = _materialize(graph, raw, build, f"{scope}/observations")
+    return Network(ConvertedInputs(converting, names, module), None, {**shapes, **raw}, {})
 
 
 def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:

@@ -108,6 +108,18 @@ class Preprocessing:
         return graph, {**shapes, **{k: c.raw_shape for k, c in converted.items()}}
 
 
+    def conversion_graph(self, shapes: Mapping[str, Shape]) -> tuple[Graph, dict[str, str], dict[str, Shape]] | None:
+        """The conversion blocks of the converted observations among `shapes`, as one graph outputting the converted
+        keys; the name of the observation each converted key stands for; the raw shapes the graph reads. None when
+        none is converted. For a plain `nn.Module` network, which reads converted observations by their names."""
+        converted = {k: c for k, c in self.conversions.items() if c.blocks and k in shapes}
+        if not converted:
+            return None
+        blocks = {b.out_keys[0]: b for c in converted.values() for b in c.blocks}
+        return (Graph(blocks, [c.key for c in converted.values()]), {c.key: k for k, c in converted.items()},
+                {k: c.raw_shape for k, c in converted.items()})
+
+
 def preprocessing(spaces: Iterable[gym.Space[Any]], options: Options = Options()) -> Preprocessing:
     """The conversions of the observation spaces of all sub-steps. A key in several sub-steps may differ in shape
     only where it is read as it is (each sub-step's network gets its own shapes); a converted one must be converted
