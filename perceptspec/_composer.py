@@ -112,16 +112,21 @@ def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
     return next(iter(modules.values()))
 
 
-def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
+def compose(config: Mapping[str, Any] | str | Path | None, observation_space: gym.Space[Any] | Mapping[Any, Any],
             action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> Models:
     """Build the policy (and critic) networks the config describes for the given spaces.
+
+    With `config=None`, the default networks (`perceptspec.templates.DEFAULT_CONFIG`): Stable-Baselines3's default
+    actor and critic for these spaces (an MLP on vectors, a CNN per image, concatenation for dicts).
 
     For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
     allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may import
         and call during this call, besides perceptspec's own and what `ps.allow` allowed.
     """
+    from perceptspec.templates import DEFAULT_CONFIG
+
     with allowing(allow, "compose(allow=...)"):
-        return _compose(load_config(config), observation_space, action_space)
+        return _compose(load_config(DEFAULT_CONFIG if config is None else config), observation_space, action_space)
 
 
 def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
