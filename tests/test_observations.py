@@ -89,6 +89,18 @@ def test_every_space_kind_composes_and_reads_raw_observations(name: str) -> None
         assert ps.from_yaml(ps.to_yaml(module.spec)) == module.spec
 
 
+@pytest.mark.parametrize("name", ["discrete", "multi_discrete", "image_channel_last", "tuple", "nested_dict"])
+def test_default_networks_read_converted_observations(name: str) -> None:
+    """`ps.compose(None, ...)` (SB3's default layouts) reads the converted observations too: a CNN on each image."""
+    space = SPACES[name][0]
+    models = ps.compose(None, space, gym.spaces.Discrete(3))
+    inputs = raw_batch(space)
+    assert models.actor_critic(inputs)["action"].shape == (3, 3)
+    policy = models.policy
+    assert isinstance(policy, ps.SpecModule)
+    assert_fold_matches_forward(policy, inputs)
+
+
 @pytest.mark.parametrize("name", ["discrete", "multi_discrete", "nested_dict"])
 def test_discrete_observations_embedded_when_asked(name: str) -> None:
     space = SPACES[name][0]
