@@ -176,6 +176,17 @@ def test_sb3_ppo_on_frozen_lake() -> None:
     assert 0 <= int(model.predict(np.asarray(5), deterministic=True)[0]) < 4
 
 
+def test_torchrl_gym_env_gives_discrete_observations_as_the_modules_read_them() -> None:
+    from torchrl.envs import GymEnv
+
+    from perceptspec.integrations.tensordict import as_tensordict_module
+
+    env = GymEnv("FrozenLake-v1", categorical_action_encoding=True)
+    models = ps.compose(config(), gym.make("FrozenLake-v1").observation_space, gym.make("FrozenLake-v1").action_space)
+    td = as_tensordict_module(models.policy, out_keys={"action": "logits"})(env.reset())
+    assert td["logits"].shape == (4,)
+
+
 def test_tensordict_reads_nested_observations_by_nested_keys() -> None:
     from tensordict import TensorDict  # type: ignore[import-untyped]
 
