@@ -177,7 +177,7 @@ def test_sb3_ppo_on_frozen_lake() -> None:
 
 
 def test_torchrl_gym_env_gives_discrete_observations_as_the_modules_read_them() -> None:
-    from torchrl.envs import GymEnv
+    from torchrl.envs import GymEnv  # type: ignore[import-untyped]  # torchrl ships no type information
 
     from perceptspec.integrations.tensordict import as_tensordict_module
 
