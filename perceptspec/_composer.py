@@ -50,9 +50,9 @@ from perceptspec._trust import allowing, resolve_allowed
 
 if TYPE_CHECKING:
     import gymnasium as gym
+    from torch import nn
 
     from perceptspec._observations import Preprocessing
-    from torch import nn
 
 Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
@@ -253,9 +253,9 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
         return _plain(built, obs, build, f"policy/{step}")
-    graph, shapes = build.observations.attach(_as_graph(built), obs, where)
+    graph, readable = build.observations.attach(_as_graph(built), obs, where)
     spec = _configure_policy(graph, section, logits, distributions)
-    in_shapes = _used(spec, shapes, where)
+    in_shapes = _used(spec, readable, where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
     exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
@@ -272,9 +272,9 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     if not isinstance(built, Block):
         return _plain(built, inputs, build, f"critic/{step}")
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
-    graph, shapes = build.observations.attach(_as_graph(built), inputs, where)
+    graph, readable = build.observations.attach(_as_graph(built), inputs, where)
     spec = _apply_init(graph, section.get("init"), heads, "critic.init")
-    in_shapes = _used(spec, shapes, where)
+    in_shapes = _used(spec, readable, where)
     shapes = infer_shapes(spec, in_shapes)
     if outputs is None:
         value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
