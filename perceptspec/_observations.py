@@ -37,13 +37,12 @@ import numpy as np
 from perceptspec._core import Shape
 from perceptspec._errors import SpecError
 from perceptspec._spec import Block, Embedding, Flatten, Graph, OneHot, Permute, Reshape, ToFloat
-from perceptspec._spec._block import key_problem
 
 if TYPE_CHECKING:
     import gymnasium as gym
     import torch
 
-SEPARATOR = "/"
+SEPARATOR = "/"  # perceptspec.spaces.KEY_SEPARATOR, which names actions alike
 OBSERVATION = "observation"
 DISCRETE_ENCODINGS = ("one_hot", "embedding")
 FEATURES, INDEX, NUMBER = "features", "index", "number"
@@ -141,25 +140,10 @@ def _describe(c: Conversion) -> str:
 
 
 def flat_spaces(space: gym.Space[Any]) -> dict[str, gym.Space[Any]]:
-    """Flattened key -> leaf space (see the module docstring for the names)."""
-    import gymnasium as gym
+    """Flattened key -> leaf space (see the module docstring for the names), as actions are named too."""
+    from perceptspec.spaces import flatten_space
 
-    found: dict[str, gym.Space[Any]] = {}
-    top = space.spaces.items() if isinstance(space, gym.spaces.Dict) else [(OBSERVATION, space)]
-    stack = list(reversed(list(top)))
-    while stack:
-        key, sub = stack.pop()
-        if isinstance(sub, gym.spaces.Dict):
-            stack += reversed([(f"{key}{SEPARATOR}{k}", s) for k, s in sub.spaces.items()])
-        elif isinstance(sub, gym.spaces.Tuple):
-            stack += reversed([(f"{key}{SEPARATOR}{i}", s) for i, s in enumerate(sub.spaces)])
-        else:
-            problem = key_problem(str(key)) if isinstance(key, str) and key else "a key must be a non-empty string"
-            if problem or key in found:
-                raise SpecError(f"observation {key!r}", [problem or f"two entries flatten to the name {key!r} (a "
-                                                                    f"Dict key contains '{SEPARATOR}')"])
-            found[key] = sub
-    return found
+    return flatten_space(space, OBSERVATION)
 
 
 def flat_values(space: gym.Space[Any], value: Any) -> dict[str, Any]:
