@@ -15,4 +15,5 @@ from perceptspec._spec._dense import *
 from perceptspec._spec._graph_nn import *
 from perceptspec._spec._recurrent import *
 from perceptspec._spec._shape_ops import *
+from perceptspec._spec._stateful import *
 from perceptspec._spec._torch_model import *
