@@ -41,6 +41,7 @@ from perceptspec._config import load_config
 from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes
+from perceptspec._fold._state import StateLayout, network_states, with_state_inputs, without_state_outputs
 from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
 from perceptspec._trust import allowing, resolve_allowed
 
@@ -69,6 +70,9 @@ class Models:
     obs_shapes: dict[StepKey, Shapes]
     action_logits_shapes: dict[StepKey, Shapes]
     critic_kind: str
+    #: the recurrent state of each network in `specs` that carries one (state keys, shapes, reset keys): inputs
+    #: that are neither observations nor actions (`ps.initial_state(models.actor_critic, batch)` starts them)
+    states: dict[str, StateLayout] = dataclasses.field(default_factory=dict)
 
     @property
     def policy(self) -> nn.Module:
@@ -147,18 +151,21 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
                     obs: dict[StepKey, Shapes], logits: dict[StepKey, Shapes], kind: str) -> Models:
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
+    states = network_states({**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
+                             **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}})
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind == "shared_state" and len(obs) == 1 else step)
         if kind == "none":
             actor_critics[step] = policies[step].module
         elif critic is not None and kind != STATE_ACTION:
-            actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
+            actor_critics[step] = _actor_critic(policies[step], critic,  # state inputs besides observations
+                                                {**obs[step], **policies[step].in_shapes, **critic.in_shapes})
     specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
              **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
     in_shapes = {**{network_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
                  **{network_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
     return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
-                  actor_critics, specs, in_shapes, obs, logits, kind)
+                  actor_critics, specs, in_shapes, obs, logits, kind, states)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +187,10 @@ def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, log
     if not isinstance(built, Block):
         return Network(built, None, dict(obs), {})
     spec = _configure_policy(_as_graph(built), section, logits, distributions)
-    in_shapes = _used(spec, obs, where)
+    in_shapes = _used(spec, with_state_inputs(spec, obs, where), where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
-    exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
+    exports = without_state_outputs(spec, {k: shapes[k] for k in spec.out_keys if k not in logits})
     return Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
@@ -195,7 +202,7 @@ def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, 
     if not isinstance(built, Block):
         return Network(built, None, dict(inputs), {})
     spec = _configure_critic(_as_graph(built), section)
-    in_shapes = _used(spec, inputs, where)
+    in_shapes = _used(spec, with_state_inputs(spec, inputs, where), where)
     shapes = infer_shapes(spec, in_shapes)
     value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
     _check_outputs(spec, shapes, {VALUE_KEY: value_shape if value_shape == () else (1,)}, where)

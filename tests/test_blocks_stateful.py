@@ -70,7 +70,9 @@ class TestFoldAgainstForward:
         spec = make(kind, reset=False, hidden_size=4, num_layers=2)
         module = ps.materialize(spec, shapes_of(spec), seed=1)
         reference = TORCH_RNN[kind.cell](3, 4, num_layers=2, batch_first=True)
-        reference.load_state_dict(module.block_module("y").rnn.state_dict())
+        block = module.block_module("y")
+        assert isinstance(block, StatefulRecurrentModule)
+        reference.load_state_dict(block.rnn.state_dict())
         x = torch.randn(5, 3)
         state = {k: torch.randn(5, 2, 4) for k in spec.state_in_keys}
         out = module({"x": x, **state})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -96,3 +97,28 @@ def with_state_inputs(spec: Block, shapes: Mapping[str, Shape], where: str) -> d
         raise SpecError(where, [f"state or reset key(s) {clash} are also observations or keys the policy outputs "
                                 f"({list(shapes)}): name the recurrent state apart"])
     return {**shapes, **state}
+
+
+def without_state_outputs(spec: Block, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
+    """`shapes` of a policy's extra outputs without its next-state keys: those go back to the policy, not to the
+    critic as a shared embedding does."""
+    carry = state_layout(spec).carry
+    return {k: s for k, s in shapes.items() if k not in carry}
+
+
+def network_states(specs: Mapping[str, Block | None]) -> dict[str, StateLayout]:
+    """The state layout of each composed network ('policy', 'critic', 'policy[step]', ...) that has one. A policy and
+    a critic run in one actor-critic forward, so they need state keys of their own: a `SpecError` names those
+    they share."""
+    layouts = {name: layout for name, spec in specs.items() if spec is not None and (layout := state_layout(spec))}
+    problems = []
+    for policy, critic in itertools.product(layouts, layouts):
+        if policy.startswith("policy") and critic.startswith("critic"):
+            keys = [{k for state in layouts[name].keys for k in (state.in_key, state.out_key)}
+                    for name in (policy, critic)]
+            if shared := sorted(keys[0] & keys[1]):
+                problems.append(f"the {policy} and {critic} networks both use the state keys {shared}: each "
+                                f"network's state needs keys of its own (e.g. 'critic_h')")
+    if problems:
+        raise SpecError("compose", problems)
+    return layouts
