@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from perceptspec._spec._block import Block
 from perceptspec._spec._descriptor import descriptor
+from perceptspec._spec._recurrent import size_problems
 
 __all__ = ["StatefulGRU", "StatefulLSTM"]
 
@@ -73,10 +74,7 @@ class StatefulRecurrent(Block):
         if set(self.in_keys) & set(self.out_keys):
             yield (f"field 'out_keys': the next state needs keys of its own, not the input's: "
                    f"{sorted(set(self.in_keys) & set(self.out_keys))} are in_keys too")
-        if self.hidden_size <= 0:
-            yield f"field 'hidden_size': expected a positive int, got {self.hidden_size}"
-        if self.num_layers <= 0:
-            yield f"field 'num_layers': expected a positive int, got {self.num_layers}"
+        yield from size_problems(self.hidden_size, self.num_layers)
 
 
 @descriptor

@@ -91,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm-episodes", type=int, default=50)
     parser.add_argument("--target", type=float, default=300.0)
     parser.add_argument("--feedforward-below", type=float, default=150.0)
+    parser.add_argument("--config", default=str(CONFIG), help="the recurrent networks' composer config")
     parser.add_argument("--out", type=Path, default=Path("out/train_recurrent_cartpole"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small networks: threads cost more than they give
 
-    print(f"RecurrentPPO, {N_ENVS} envs, seed {args.seed}; networks from {CONFIG.name}:")
-    _, recurrent, bar = train(RecurrentPPO, SpecRecurrentActorCriticPolicy, str(CONFIG), "RecurrentPPO",
+    print(f"RecurrentPPO, {N_ENVS} envs, seed {args.seed}; networks from {args.config}:")
+    _, recurrent, bar = train(RecurrentPPO, SpecRecurrentActorCriticPolicy, args.config, "RecurrentPPO",
                               args.max_steps, args, args.target)
     if recurrent.reached is None:
         print(f"recurrent: mean return {args.target} not reached within {args.max_steps:,} steps "
