@@ -8,6 +8,7 @@ The spec functions below are composer targets ('tests.test_integration_sb3_recur
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +132,22 @@ def test_a_gru_policy_fills_the_second_slot_with_zeros_and_the_critic_shares_its
 def test_configs_recurrent_ppo_cannot_carry_are_errors(cfg: dict[str, Any], message: str) -> None:
     with pytest.raises(ps.SpecError, match=message):
         model_of(cfg)
+
+
+def test_the_model_and_the_composed_networks_save_and_load_with_their_state(tmp_path: Path) -> None:
+    model = model_of(LSTM_CONFIG)
+    model.save(tmp_path / "model.zip")
+    loaded = RecurrentPPO.load(tmp_path / "model.zip", device="cpu")
+    obs = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    (action, state), (loaded_action, loaded_state) = (m.predict(obs, deterministic=True) for m in (model, loaded))
+    assert np.array_equal(action, loaded_action) and state is not None and loaded_state is not None
+    assert all(np.array_equal(a, b) for a, b in zip(state, loaded_state, strict=True))
+    policy = model.policy
+    assert isinstance(policy, SpecRecurrentActorCriticPolicy)
+    ps.save(policy.models, tmp_path / "networks.safetensors")
+    networks = ps.load(tmp_path / "networks.safetensors")
+    assert isinstance(networks, ps.Models)
+    assert networks.states == policy.models.states
+    inputs = {"observation": torch.from_numpy(obs), **ps.initial_state(networks.actor_critic, 2)}
+    expected = policy.models.actor_critic(inputs)
+    assert all(torch.equal(value, expected[key]) for key, value in networks.actor_critic(inputs).items())
