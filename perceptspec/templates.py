@@ -34,7 +34,7 @@ from typing import Any
 from perceptspec._errors import did_you_mean, refuse
 from perceptspec._maze import maze_block_type
 from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, Initializer,
-                               LinearOutput, NormC, Orthogonal)
+                               LinearOutput, NormC, Orthogonal, StateIndependentLogStd)
 
 __all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy", "template_state_value", "template_state_action_value",
            "flatten_concat_policy", "flatten_concat_state_value", "flatten_concat_state_action_value",
@@ -90,8 +90,11 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
                          observation_modality_mapping: Mapping[str, str],
                          shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's state critic: the perception net and a 'value' head. With shared embedding keys (which
-    the policy outputs and the composer passes in) only the blocks downstream of them are built."""
-    net = concat_perception({k: s for k, s in obs_shapes.items() if k not in shared_embedding_keys},
+    the policy outputs and the composer passes in) only the blocks downstream of them are built: sharing 'latent'
+    leaves the critic its value head alone, as in Maze. Inputs are read in sorted key order: Maze's critic composers
+    hand the template a gymnasium Dict they build (the union over sub-steps; with the previous value; with the actions),
+    which sorts its keys, so the per-key blocks and the concatenation follow that order."""
+    net = concat_perception({k: s for k, s in sorted(obs_shapes.items()) if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
     return _state_value(net, shared_embedding_keys, BODY_INIT, HEAD_INIT)
 
@@ -110,9 +113,6 @@ def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: In
     blocks = dict(net.blocks)
     for name in _upstream(net, shared):
         del blocks[name]
-    if not blocks:
-        refuse("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
-                                         f"of its own before its value head; share an earlier key"])
     value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=head_init)
     return Graph({**blocks, "value": value}, out_keys="value", init=body_init)
 
@@ -120,8 +120,9 @@ def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: In
 def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modality_config: ModalityConfig,
                                 observation_modality_mapping: Mapping[str, str]) -> Graph:
     """The template composer's Q critic: the perception net over the observations (and the actions the modality
-    mapping names, for Q(s, a)), one head per output ('q_value', or '<action>_q_values' for discrete actions)."""
-    net = concat_perception(obs_shapes, modality_config, observation_modality_mapping)
+    mapping names, for Q(s, a)), one head per output ('q_value', or '<action>_q_values' for discrete actions).
+    Its inputs are read in sorted key order (see `template_state_value`)."""
+    net = concat_perception(dict(sorted(obs_shapes.items())), modality_config, observation_modality_mapping)
     heads = {key: LinearOutput(in_keys=LATENT, out_keys=key, output_units=_units(shape, key), init=HEAD_INIT)
              for key, shape in output_shapes.items()}
     return Graph({**net.blocks, **heads}, out_keys=list(output_shapes), init=BODY_INIT)
@@ -184,15 +185,27 @@ def _net_arch(obs_shapes: Shapes, net_arch: Sequence[int] | None) -> Sequence[in
 
 
 def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: Sequence[int] | None = None,
-                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+                   non_lin: str = DEFAULT_NON_LIN, action_distributions: Mapping[str, str] | None = None,
+                   log_std_init: float = 0.0) -> Graph:
     """What `ps.compose(None, ...)` builds as the policy: SB3's default actor (a CNN per image, the rest flattened,
-    concatenated, an MLP, one head per action). With images the policy also outputs the concatenated features
-    ('concat'), which the default critic reads: SB3's PPO shares its features extractor the same way."""
+    concatenated, an MLP, one head per action; a Gaussian action's log stds a parameter, `StateIndependentLogStd`,
+    started at `log_std_init`, as SB3's). With images the policy also outputs the concatenated features ('concat'),
+    which the default critic reads: SB3's PPO shares its features extractor the same way. The composer passes
+    `action_distributions`."""
     config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
     net = concat_perception(obs_shapes, config, mapping)
     features = CONCAT if CONCAT in net.blocks else LATENT  # without an MLP the concatenation is 'latent'
     shared = [features] if any(_is_image(shape) for shape in obs_shapes.values()) else []
-    return _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+    policy = _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+    gaussian = [a for a, name in (action_distributions or {}).items() if name == "gaussian"]
+    if not gaussian:
+        return policy
+    blocks = dict(policy.blocks)
+    for action in gaussian:
+        blocks[f"{action}_mean"] = LinearOutput(in_keys=LATENT, out_keys=f"{action}_mean", init=DEFAULT_POLICY_HEAD_INIT,
+                                                output_units=_units(action_logits_shapes[action], action) // 2)
+        blocks[action] = StateIndependentLogStd(in_keys=f"{action}_mean", out_keys=action, log_std_init=log_std_init)
+    return Graph(blocks, out_keys=policy.out_keys, init=DEFAULT_BODY_INIT)
 
 
 def default_critic(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
