@@ -245,6 +245,8 @@ def keys_in(block: ps.Block) -> set[str]:
     if isinstance(block, ps.Graph):
         for _, inner in block.blocks_in_order:
             keys |= keys_in(inner)
+    if isinstance(block, ps.Ensemble):
+        keys |= keys_in(block.spec)
     return keys
 
 
@@ -258,6 +260,10 @@ def rename_in_scope(graph: ps.Graph, old: str, new: str) -> ps.Graph:
         if isinstance(block, ps.Graph):
             if old in block.in_keys or old in block.out_keys:
                 block = rename_in_scope(block, old, new)
+        elif isinstance(block, ps.Ensemble):  # (its member is always a Graph here, see `_ensemble`)
+            if old in block.in_keys or old in block.out_keys:
+                assert isinstance(block.spec, ps.Graph)
+                block = ps.Ensemble(rename_in_scope(block.spec, old, new), block.size, init=block.init)
         else:
             changes: dict[str, Any] = {"in_keys": swap(block.in_keys), "out_keys": swap(block.out_keys)}
             if isinstance(block, ps.TorchModel) and "out_names" in block.kwargs:  # TinyModel's dict keys
@@ -703,6 +709,12 @@ def _nested_graph(b: Builder, scope: Scope) -> None:
     b.add(scope, graph)
 
 
+def _ensemble(b: Builder, scope: Scope) -> None:
+    """A nested graph as the member of an ensemble of 1 to 3: its outputs get the member dim."""
+    graph, _ = b.subgraph(scope)
+    b.add(scope, ps.Ensemble(graph, b.draw(st.integers(1, 3)), init=b.draw(inits())))
+
+
 def _shared_graph(b: Builder, scope: Scope) -> None:
     """One sub-graph value in two wrappers, each with its own head on the sub-graph's first output: like a policy
     and a critic that both contain the same latent graph (computed twice, with their own weights)."""
@@ -724,12 +736,12 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _gru_last_step, _self_attention_seq,
     _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model,
 )
-GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph)
+GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph, _ensemble)
 
 #: the fixed table of recipes (issue #12): every registered block kind, Graph included, has one; `blocks_of(kind)`
 #: draws from it, and `test_properties` checks that no registered kind lacks one
 RECIPE_OF: dict[type[ps.Block], Recipe] = {
-    ps.Graph: _nested_graph,
+    ps.Graph: _nested_graph, ps.Ensemble: _ensemble,
     ps.Dense: _dense, ps.LinearOutput: _linear_output, ps.Concat: _concat, ps.Flatten: _flatten, ps.Slice: _slice,
     ps.MultiIndexSlicing: _multi_index_slicing, ps.RepeatToMatch: _repeat_to_match,
     ps.GlobalAveragePooling: _global_average_pooling, ps.MaskedGlobalPooling: _masked_global_pooling,
@@ -796,6 +808,8 @@ def kinds_in(spec: ps.Block) -> set[type[ps.Block]]:
     if isinstance(spec, ps.Graph):
         for block in spec.blocks.values():
             kinds |= kinds_in(block)
+    if isinstance(spec, ps.Ensemble):
+        kinds |= kinds_in(spec.spec)
     return kinds
 
 

@@ -61,6 +61,8 @@ def _trace(spec: Block, in_shapes: ShapeItems) -> Trace:
         except Mismatch as m:
             key = eqn.ins[m.index] if m.index is not None else None
             raise ShapeError(str(m), block=eqn.path, block_type=eqn.kind, key=key) from None
+        except ShapeError as e:  # from the members of a combinator (Ensemble): the path goes on inside the block
+            raise ShapeError(e.detail, block=f"{eqn.path}.{e.block}", block_type=e.block_type, key=e.key) from None
         env.update(zip(eqn.outs, outs))
     return Trace(program, types.MappingProxyType(env))
 
