@@ -81,13 +81,13 @@ def hand_batched(ensemble: torch.nn.Module, obs: torch.Tensor) -> Callable[[], t
 
     def call() -> torch.Tensor:
         h = torch.relu(torch.nn.functional.linear(obs, w1.flatten(0, 1), b1.flatten()))
-        h = torch.relu(torch.baddbmm(b2.unsqueeze(1), h.unflatten(-1, (SIZE, -1)).movedim(-2, 0), w2.transpose(1, 2)))
+        h = torch.relu(torch.baddbmm(b2.unsqueeze(1), h.view(obs.shape[0], SIZE, -1).movedim(-2, 0), w2.transpose(1, 2)))
         return torch.baddbmm(b3.unsqueeze(1), h, w3.transpose(1, 2)).movedim(0, -2)
     return call
 
 
 def backward(call: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    return lambda: call().sum().backward()
+    return lambda: torch.autograd.backward(call().sum())
 
 
 def ratios(timings: dict[str, Timing]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def ensemble_module(module: SpecModule, path: str) -> EnsembleModule:
     return block
 
 
-def members_by_hand(module: SpecModule, path: str, inner: ps.Block, shapes: dict[str, tuple[int, ...]]
+def members_by_hand(module: SpecModule, path: str, inner: ps.Block, shapes: Mapping[str, tuple[int, ...]]
                     ) -> list[SpecModule]:
     """The ensemble's members as K separate modules: each materialized from its member seed, so with the weights
     the ensemble must hold."""
@@ -149,7 +150,7 @@ class TestInterpreter:
         x = {"observation": torch.randn(8, 4)}
         before = module(x)["value"].detach()
         optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
-        module(x)["value"].pow(2).sum().backward()
+        torch.autograd.backward(module(x)["value"].pow(2).sum())
         optimizer.step()
         assert not torch.equal(module(x)["value"], before)
 
@@ -163,15 +164,17 @@ class TestInterpreter:
         for copied in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
             torch.testing.assert_close(copied(x)["value"], module(x)["value"])
         ps.save(module, tmp_path / "e.safetensors")
-        torch.testing.assert_close(ps.load(tmp_path / "e.safetensors")(x)["value"], module(x)["value"])
+        loaded = ps.load(tmp_path / "e.safetensors")
+        assert isinstance(loaded, SpecModule)
+        torch.testing.assert_close(loaded(x)["value"], module(x)["value"])
 
     def test_gradients_equal_the_members(self) -> None:
         module = ps.materialize(ps.Ensemble(critic(), 2), SHAPES, seed=1)
         members = members_by_hand(module, "value", critic(), SHAPES)
         x = {"observation": torch.randn(6, 4)}
-        module(x)["value"].sum().backward()
+        torch.autograd.backward(module(x)["value"].sum())
         for member in members:
-            member(x)["value"].sum().backward()
+            torch.autograd.backward(member(x)["value"].sum())
         for name, p in module.named_parameters():
             leaf = name.removeprefix("blocks.value.members.")
             for k, member in enumerate(members):

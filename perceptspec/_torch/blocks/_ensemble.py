@@ -62,7 +62,7 @@ class StackedLinear(nn.Module):
         if x.stride(0) == 0:
             flat_bias = None if bias is None else bias.reshape(size * n_out)
             y = F.linear(x[0], weight.reshape(size * n_out, n_in), flat_bias)
-            return y.unflatten(-1, (size, n_out)).movedim(-2, 0)
+            return y.view(*y.shape[:-1], size, n_out).movedim(-2, 0)
         rows = x.reshape(size, math.prod(x.shape[1:-1]), n_in)
         transposed = weight.transpose(1, 2)
         y = torch.bmm(rows, transposed) if bias is None else torch.baddbmm(bias.unsqueeze(1), rows, transposed)
@@ -190,8 +190,8 @@ def _ensemble_build_rule(block: Ensemble, ins: tuple[Shape, ...], init: Initiali
     for name, module in list(merged.named_modules()):
         peers = [_submodule(m, name) for m in members]
         if layered and type(module) is nn.Linear:
-            weight = torch.stack([p.weight.detach() for p in peers])
-            bias = None if module.bias is None else torch.stack([p.bias.detach() for p in peers])
+            weight = torch.stack([param(p, "weight").detach() for p in peers])
+            bias = None if module.bias is None else torch.stack([param(p, "bias").detach() for p in peers])
             parent_name, _, leaf = name.rpartition(".")
             _submodule(merged, parent_name)._modules[leaf] = StackedLinear(weight, bias)
             continue
