@@ -794,7 +794,12 @@ def blocks_of(draw: st.DrawFn, kind: type[ps.Block]) -> Case:
 
 
 def leaf_paths(spec: ps.Block, prefix: str = "") -> dict[str, ps.Block]:
-    """Every leaf block of `spec` by its path ('g.b1'); a bare block is at its first out key, as in errors."""
+    """Every leaf block of `spec` by its path ('g.b1'), as errors name it: a bare block at its first out key, the
+    blocks of an Ensemble's member under the ensemble's path."""
+    if isinstance(spec, ps.Ensemble):
+        own = prefix[:-1] or spec.out_keys[0]
+        return leaf_paths(spec.spec, f"{own}.") if isinstance(spec.spec, ps.Graph) else \
+            {f"{own}.{spec.spec.out_keys[0]}": spec.spec}
     if not isinstance(spec, ps.Graph):
         return {prefix[:-1] or spec.out_keys[0]: spec}
     found: dict[str, ps.Block] = {}
@@ -813,13 +818,17 @@ def kinds_in(spec: ps.Block) -> set[type[ps.Block]]:
     return kinds
 
 
-def replace_leaf(spec: ps.Block, path: str, new: ps.Block) -> ps.Block:
-    """`spec` with the leaf at `path` replaced (the graphs around it are rebuilt, so they validate again)."""
+def replace_leaf(spec: ps.Block, path: str, new: ps.Block, root: bool = True) -> ps.Block:
+    """`spec` with the leaf at `path` (as `leaf_paths` names it) replaced (the graphs and ensembles around it are
+    rebuilt, so they validate again)."""
+    if isinstance(spec, ps.Ensemble):
+        inside = path.partition(".")[2] if root else path  # (a bare ensemble's own path is its first out key)
+        return ps.Ensemble(replace_leaf(spec.spec, inside, new, root=False), spec.size, init=spec.init)
     if not isinstance(spec, ps.Graph):
         return new
     head, _, rest = path.partition(".")
     blocks = dict(spec.blocks)
-    blocks[head] = replace_leaf(blocks[head], rest, new) if rest else new
+    blocks[head] = replace_leaf(blocks[head], rest, new, root=False) if rest else new
     return ps.Graph(blocks, spec.out_keys, init=spec.init)
 
 
@@ -866,6 +875,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
     "Sequence[int]": ("12", b"12", [1.5], [True], 7, [None]),
     "Sequence[float]": ("0.5", [None], ["0.5"], 0.5, [True]),
     "Initializer | None": ("normc", ps.ConstantBias(0.0), 1.0),
+    "Block": ("dense", None, ps.NormC(1.0), 3),
     "Bias | None": ("log", ps.NormC(1.0), 0.5),
     "float | None": ("0.1", [0.1], True),
     "int | None": ("3", 2.5, [3], True),
@@ -883,6 +893,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
 #: fields that must be positive ints (or hold only positive ints), by block kind
 POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
     ps.Dense: ("hidden_units",), ps.LinearOutput: ("output_units",), ps.Flatten: ("num_flatten_dims",),
+    ps.Ensemble: ("size",),
     ps.FlattenDense: ("num_flatten_dims", "hidden_units"), ps.VGGConv: ("hidden_channels",),
     ps.VGGConvDense: ("hidden_channels", "hidden_units"), ps.VGGConvGAP: ("hidden_channels",),
     ps.StridedConv: ("hidden_channels", "hidden_kernels", "hidden_strides", "hidden_dilations"),

@@ -73,6 +73,7 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.TorchModel(in_keys="x", out_keys="y", module_factory=TINY_MODEL, kwargs={"units": 2}, out_shapes=[[2]],
                   in_num_dims=2, out_num_dims=2),
     ps.Graph({"h": ps.Dense(in_keys="x", out_keys="y", hidden_units=[4])}, out_keys="y"),
+    ps.Ensemble(ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]), size=2),
     ps.TorchDefault(), ps.NormC(1.0), ps.Orthogonal(1.0), ps.XavierUniform(1.0), ps.KaimingUniform("relu"),
     ps.ConstantBias(0.0), ps.CategoricalBias([0.5, 0.5]), ps.BernoulliBias(0.5),
 )}
@@ -99,7 +100,8 @@ def where(value: Descriptor, field: str) -> str:
     """How a SpecError names the descriptor: `Dense(out_keys='y')`, or the kind alone (initialisers, Graphs, or when
     the out keys themselves are what is wrong)."""
     kind = type(value).__name__
-    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != "out_keys":
+    keys_from = "spec" if isinstance(value, ps.Ensemble) else "out_keys"  # (an Ensemble's keys are its member's)
+    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != keys_from:
         return f"{kind}(out_keys='y')"
     return kind
 
