@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import os
 import platform
 import re
 import statistics
@@ -130,7 +131,8 @@ def table(rows: list[str], note: str, argv: Sequence[str]) -> str:
     return "\n".join([
         BEGIN, "<!-- written by `python -m benchmarks.ensemble`; edit outside the markers -->", "",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, torch threads "
-        f"1. Run: {now}, `python -m benchmarks.ensemble{' ' + ' '.join(argv) if argv else ''}`; {note}.", "",
+        f"1. Run: {now}, `python -m benchmarks.ensemble{' ' + ' '.join(argv) if argv else ''}`; {note}; load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (other sessions' tests).", "",
         f"K = {SIZE} Example-1 critics (Dense [16, 32] relu, value head), batch {BATCH}. Each cell: median time per "
         "call; in bold, how many times faster `ps.Ensemble` is (median over rounds of the paired ratio).", "",
         f"| case | {ENSEMBLE} | {FLOOR} | {LOOP} | {TENSORDICT} |", "|---|---|---|---|---|", *rows, "", END])

@@ -82,6 +82,8 @@ class TestFolds:
         spec = ps.Graph({"critics": ps.Ensemble(critic(), 10)}, out_keys="value")
         text = ps.summary(spec, SHAPES)
         assert "Ensemble ×10 Graph (2 blocks)" in text and "value (10, 1)" in text
+        member = next(line for line in text.splitlines() if line.startswith("  critics.embedding"))
+        assert "×10 Dense 4→16→32 relu" in member and f"({10 * (4 * 16 + 16 + 16 * 32 + 32):,})" in member
         assert f"Total parameters: {10 * ps.count_parameters(critic(), SHAPES):,}" in text
         assert "Ensemble ×10" in to_dot(spec, SHAPES).source
 
