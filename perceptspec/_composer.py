@@ -13,9 +13,11 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
       networks:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
+    distribution_mapper_config: [{action_space: gymnasium.spaces.Box, distribution: squashed_gaussian}]  # optional
     seed: 0                                                                       # optional
     check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
+    observations: {discrete: one_hot} # optional: how observations are converted (perceptspec._observations)
 
 A `_target_` is an import path of a module on the allow-list (see `perceptspec._trust`: perceptspec's examples
 and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by import only: either a spec function
@@ -24,6 +26,9 @@ and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by imp
 actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them. A
 `state_action` critic (a Q function, as SAC, TD3 and DDPG train) also reads the actions, one key per action
 (`spaces.action_shapes`), and outputs its Q value under 'value'.
+Observations: a target gets the shapes after conversion (one-hot Discrete, channel-first float images, ...) under
+the observations' names; `perceptspec._observations` then adds the conversion blocks to its spec (or runs them before
+a plain module), so the composed modules read the raw observations (`Models.obs_shapes`).
 Unknown keys and values of the wrong type anywhere in the config are errors (`perceptspec._config`).
 This module imports torch and gymnasium only when `compose` runs.
 """
@@ -48,6 +53,8 @@ if TYPE_CHECKING:
     import gymnasium as gym
     from torch import nn
 
+    from perceptspec._observations import Preprocessing
+
 Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
 VALUE_KEY = "value"
@@ -59,6 +66,8 @@ SHARED_KINDS = ("shared_state", "shared_state_action")
 PREV_VALUE_KEY, PREV_VALUE_SHAPE = "prev_value", (1,)
 #: a state-action critic's output in Maze's layout (its network takes `output_shapes`)
 MAZE_Q_VALUE = "q_value"
+#: what the composer passes a policy network that takes it: each action's distribution name
+ACTION_DISTRIBUTIONS = "action_distributions"
 SHARED_CRITIC = "shared"
 
 
@@ -127,6 +136,7 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
              action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
     import gymnasium as gym
 
+    from perceptspec import _observations as observations
     from perceptspec import spaces
 
     obs_spaces = _steps(observation_space, gym.Space)
@@ -134,11 +144,16 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     if set(obs_spaces) != set(act_spaces):
         raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
                                     f"{list(act_spaces)}"])
-    obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
+    prep = observations.preprocessing(obs_spaces.values(), observations.Options.from_config(cfg.get("observations")))
+    obs = {s: prep.shapes_of(space) for s, space in obs_spaces.items()}  # what the network functions are given
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
+    if cfg.get("distribution_mapper_config"):  # Maze's: one choice per action, overrides by action name win
+        overrides = {s: {**spaces.from_maze_distribution_mapper(cfg["distribution_mapper_config"], act_spaces[s]),
+                         **{k: v for k, v in overrides[s].items() if k in spaces.action_names(act_spaces[s])}}
+                     for s in act_spaces}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False), prep)
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
@@ -148,7 +163,8 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     plan = {} if kind == "none" else _critic_plan(kind, critic_cfg, obs, policies, act_spaces)
     critics = {step: _critic(critic_cfg, step, list(plan), inputs, outputs, build)
                for step, (inputs, outputs) in plan.items()}
-    return assemble_models(policies, critics, obs, logits, kind)
+    raw = {s: prep.raw_shapes_of(space) for s, space in obs_spaces.items()}  # what the modules read
+    return assemble_models(policies, critics, raw, logits, kind)
 
 
 def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Shapes],
@@ -182,7 +198,7 @@ def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Sh
     for step, shapes in inputs.items():
         action_shapes = {name: spaces.action_shapes(space)["action"] for name, space in actions[step].items()}
         target, _ = _network(section, step, list(inputs), "critic")
-        if not _takes_output_shapes(target):
+        if not _takes(target, "output_shapes"):
             plan[step] = (_with_actions(shapes, action_shapes), None)
         elif all(isinstance(space, gym.spaces.Discrete) for space in actions[step].values()):
             plan[step] = (shapes, {f"{name}_q_values": shape for name, shape in action_shapes.items()})
@@ -201,9 +217,11 @@ def _merged_actions(actions: Mapping[StepKey, Mapping[str, Any]]) -> dict[str, A
     return merged
 
 
-def _takes_output_shapes(target: str) -> bool:
+def _takes(target: str, parameter: str) -> bool:
+    """Whether the network `target` names has a parameter the composer fills (`output_shapes`,
+    `action_distributions`)."""
     try:
-        return "output_shapes" in inspect.signature(resolve(target)).parameters
+        return parameter in inspect.signature(resolve(target)).parameters
     except (TypeError, ValueError):
         return False  # `_build` reports a target without a signature
 
@@ -241,11 +259,14 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
             distributions: Mapping[str, str], build: _Build) -> Network:
     target, kwargs = _network(section, step, steps, "policy")
     where = f"policy network {target}"
+    if _takes(target, ACTION_DISTRIBUTIONS):  # a network that builds its heads per distribution (the defaults)
+        kwargs = {**kwargs, ACTION_DISTRIBUTIONS: dict(distributions)}
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(obs), {})
-    spec = _configure_policy(_as_graph(built), section, logits, distributions)
-    in_shapes = _used(spec, obs, where)
+        return _plain(built, obs, build, f"policy/{step}")
+    graph, readable = build.observations.attach(_as_graph(built), obs, where)
+    spec = _configure_policy(graph, section, logits, distributions)
+    in_shapes = _used(spec, readable, where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
     exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
@@ -260,10 +281,11 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
         kwargs = {**kwargs, "output_shapes": outputs}
     built = _build(target, (inputs,), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(inputs), {})
+        return _plain(built, inputs, build, f"critic/{step}")
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
-    spec = _apply_init(_as_graph(built), section.get("init"), heads, "critic.init")
-    in_shapes = _used(spec, inputs, where)
+    graph, readable = build.observations.attach(_as_graph(built), inputs, where)
+    spec = _apply_init(graph, section.get("init"), heads, "critic.init")
+    in_shapes = _used(spec, readable, where)
     shapes = infer_shapes(spec, in_shapes)
     if outputs is None:
         value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
@@ -272,7 +294,19 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
-def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
+def _plain(module: nn.Module, shapes: Shapes, build: _Build, scope: str) -> Network:
+    """A plain nn.Module network; behind the observation conversion when it reads converted observations."""
+    conversion = build.observations.conversion_graph(shapes)
+    if conversion is None:
+        return Network(module, None, dict(shapes), {})
+    from perceptspec._torch._converted import ConvertedInputs
+
+    graph, names, raw = conversion
+    converting = _materialize(graph, raw, build, f"{scope}/observations")
+    return Network(ConvertedInputs(converting, names, module), None, {**shapes, **raw}, {})
+
+
+def _step_overrides(overrides: Mapping[str, Any], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, Any]]:
     """The distribution overrides each sub-step's actions see: an override naming an action of another sub-step
     is left out (the spaces module refuses keys that name neither an action nor a space type)."""
     from perceptspec import spaces
@@ -457,6 +491,7 @@ class _Build:
     seed: int | None
     check: str
     check_finite: bool
+    observations: Preprocessing  # the conversion blocks each network gets for what it reads
 
 
 def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module:

@@ -335,16 +335,15 @@ def _numel(module: Any) -> int:
 def _forward_on_sample(models: Models, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> str:
     """Run the actor-critic once on an observation sampled from the env's space (batch of 1): a state-action critic
     runs after the policy, on an action sampled from the action space. Check the outputs' shapes."""
-    import gymnasium as gym
     import numpy as np
     import torch
 
     from perceptspec import spaces
+    from perceptspec._observations import flat_values, module_inputs, preprocessing
 
     observation_space.seed(0)
-    sample = observation_space.sample()
-    items = sample.items() if isinstance(observation_space, gym.spaces.Dict) else (("observation", sample),)
-    inputs = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32).unsqueeze(0) for k, v in items}
+    sample = flat_values(observation_space, observation_space.sample())  # raw: indices, pixels, as the env gives
+    inputs = module_inputs(preprocessing([observation_space]), {k: np.asarray(v)[None] for k, v in sample.items()})
     with torch.no_grad():
         if models.critic_kind == "state_action":
             outputs = dict(models.policy(inputs))

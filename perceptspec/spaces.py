@@ -98,16 +98,19 @@ MAZE_DISTRIBUTIONS: dict[str, str] = {
 
 
 def obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
-    """Observation key -> shape for a Box (key 'observation') or a Dict of Boxes / MultiBinaries."""
-    return {key: _obs_shape(key, sub) for key, sub in _named(space, "observation").items()}
+    """Observation key -> the shape a network reads, after the composer's conversions (`perceptspec._observations`):
+    a Box as it is (uint8 images channel-first), Discrete(n) one-hot (n,), MultiDiscrete(nvec) (sum(nvec),),
+    MultiBinary as it is; Dict and Tuple entries flattened to keys joined by '/' ('agent/position')."""
+    from perceptspec._observations import preprocessing
+
+    return preprocessing([space]).shapes_of(space)
 
 
-def _obs_shape(key: str, space: gym.Space[Any]) -> Shape:
-    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)) and space.shape:
-        return tuple(int(d) for d in space.shape)
-    raise SpecError(f"observation '{key}'", [
-        f"expected a Box or MultiBinary space with a non-empty shape, got {space!r} (one-hot encode Discrete "
-        f"observations, e.g. with gymnasium.wrappers, or flatten nested spaces)"])
+def raw_obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
+    """Observation key -> the shape the env gives, which the composed modules read (Discrete: ())."""
+    from perceptspec._observations import preprocessing
+
+    return preprocessing([space]).raw_shapes_of(space)
 
 
 def distribution_choices(space: gym.Space[Any], overrides: Override = ()) -> dict[str, DistributionChoice]:

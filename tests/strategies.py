@@ -33,7 +33,9 @@ from perceptspec._spec._descriptor import _kinds
 Shape = tuple[int, ...]
 T = TypeVar("T")
 
-FEATURES, MASK = "features", "mask"
+FEATURES, MASK, INDEX, NUMBER = "features", "mask", "index", "number"
+#: random index inputs are drawn below this bound: every OneHot / Embedding recipe counts at least this many classes
+INDEX_BOUND = 2
 
 #: every registered block kind (Graph included): the strategies must reach each of them
 BLOCK_KINDS: frozenset[type[ps.Block]] = frozenset(
@@ -322,7 +324,7 @@ def _dense(b: Builder, scope: Scope) -> None:
     d = b.draw
     x = b.pick(scope, rank_at_least(1), shapes(1, 3))
     b.add(scope, ps.Dense(in_keys=x, out_keys=b.fresh(), hidden_units=d(units()), non_lin=d(st.sampled_from(NON_LINS)),
-                          init=d(inits())))
+                          layer_norm=d(st.booleans()), init=d(inits())))
 
 
 def _linear_output(b: Builder, scope: Scope) -> None:
@@ -710,6 +712,65 @@ _lstm, _lstm_last_step = _recurrent(ps.LSTM), _recurrent(ps.LSTMLastStep)
 _gru, _gru_last_step = _recurrent(ps.GRU), _recurrent(ps.GRULastStep)
 
 
+def _layer_norm(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    b.add(scope, ps.LayerNorm(in_keys=x, out_keys=b.fresh(), num_normalized_dims=d(st.integers(1, len(scope.shapes[x]))),
+                              eps=d(st.sampled_from((1e-5, 1e-3))), elementwise_affine=d(st.booleans()),
+                              bias=d(st.booleans())))
+
+
+def _permute(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    rank = len(scope.shapes[x])
+    order = d(st.permutations(range(rank)))
+    b.add(scope, ps.Permute(in_keys=x, out_keys=b.fresh(), dims=[maze_dim(d, rank, k) for k in order]))
+
+
+def _reshape(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, lambda s: True, shapes(0, 3))
+    size = math.prod(scope.shapes[x])
+    target: list[int] = []
+    while size > 1 or not target:  # a random factorisation of the size, in random pieces
+        factor = d(st.sampled_from(divisors(size)))
+        target.append(factor)
+        size //= factor
+    if d(st.booleans()):
+        target[d(st.integers(0, len(target) - 1))] = -1
+    b.add(scope, ps.Reshape(in_keys=x, out_keys=b.fresh(), shape=target))
+
+
+def _index_input(b: Builder, scope: Scope, per_entry: bool) -> tuple[str, int | list[int]]:
+    """A new index input and its class counts: one for all (any rank, rank 0 included) or one per last-dim entry."""
+    d = b.draw
+    lead = d(shapes(0, 2, 1, 3))
+    counts = d(st.lists(st.integers(INDEX_BOUND, 4), min_size=1, max_size=3)) if per_entry else None
+    shape = lead + (len(counts),) if counts is not None else lead
+    return b.new_input(scope, shape, INDEX), counts if counts is not None else d(st.integers(INDEX_BOUND, 5))
+
+
+def _one_hot(b: Builder, scope: Scope) -> None:
+    x, counts = _index_input(b, scope, b.draw(st.booleans()))
+    b.add(scope, ps.OneHot(in_keys=x, out_keys=b.fresh(), num_classes=counts))
+
+
+def _embedding(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x, counts = _index_input(b, scope, d(st.booleans()))
+    b.add(scope, ps.Embedding(in_keys=x, out_keys=b.fresh(), num_embeddings=counts, embedding_dim=d(st.integers(1, 3)),
+                              init=d(inits())))
+
+
+def _to_float(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    produced = sorted(k for k in scope.pool if k not in b.inputs)  # an input read only here is a number input
+    use_produced: bool = bool(produced) and d(st.booleans())
+    x = d(st.sampled_from(produced)) if use_produced else b.new_input(scope, d(shapes(0, 3)), NUMBER)
+    b.add(scope, ps.ToFloat(in_keys=x, out_keys=b.fresh(), scale=d(st.sampled_from((1.0, 1 / 255, -0.5)))))
+
+
 def _nested_graph(b: Builder, scope: Scope) -> None:
     graph, _ = b.subgraph(scope)
     b.add(scope, graph)
@@ -740,8 +801,8 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _global_average_pooling, _masked_global_pooling, _correlation, _action_masking, _functional, _vgg_conv,
     _vgg_conv_dense, _vgg_conv_gap, _flatten_dense, _strided_conv, _strided_conv_dense, _lstm, _lstm_last_step, _gru,
     _gru_last_step, _self_attention_seq,
-    _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model,
-    _state_independent_log_std,
+    _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model, _layer_norm, _permute,
+    _reshape, _one_hot, _embedding, _to_float, _state_independent_log_std,
 )
 GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph, _ensemble)
 
@@ -759,7 +820,8 @@ RECIPE_OF: dict[type[ps.Block], Recipe] = {
     ps.SelfAttentionSeq: _self_attention_seq,
     ps.MultiHeadAttention: _multi_head_attention, ps.SelfAttentionConv: _self_attention_conv,
     ps.GraphConv: _graph_conv, ps.GraphAttention: _graph_attention, ps.TorchModel: _torch_model,
-    ps.StateIndependentLogStd: _state_independent_log_std,
+    ps.LayerNorm: _layer_norm, ps.Permute: _permute, ps.Reshape: _reshape, ps.OneHot: _one_hot,
+    ps.Embedding: _embedding, ps.ToFloat: _to_float, ps.StateIndependentLogStd: _state_independent_log_std,
 }
 
 # a user function for Functional, with its own tensor function (the built-ins' live with torch)
@@ -844,13 +906,18 @@ def replace_leaf(spec: ps.Block, path: str, new: ps.Block, root: bool = True) ->
 
 def random_inputs(in_shapes: Mapping[str, Shape], roles: Mapping[str, str], batch: Shape, seed: int,
                   float_masks: bool = False) -> dict[str, torch.Tensor]:
-    """Standard-normal features; masks fully random (rows with no True included), bool or 0/1 floats."""
+    """Standard-normal features; masks fully random (rows with no True included), bool or 0/1 floats; indices
+    (int64) below INDEX_BOUND; numbers uint8 pixels."""
     generator = torch.Generator().manual_seed(seed)
     inputs = {}
     for key, shape in in_shapes.items():
         if roles[key] == MASK:
             mask = torch.rand((*batch, *shape), generator=generator) > 0.5
             inputs[key] = mask.float() if float_masks else mask
+        elif roles[key] == INDEX:
+            inputs[key] = torch.randint(0, INDEX_BOUND, (*batch, *shape), generator=generator)
+        elif roles[key] == NUMBER:
+            inputs[key] = torch.randint(0, 256, (*batch, *shape), generator=generator, dtype=torch.uint8)
         else:
             inputs[key] = torch.randn((*batch, *shape), generator=generator)
     return inputs
@@ -912,7 +979,8 @@ POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
     ps.SelfAttentionSeq: ("num_heads",), ps.MultiHeadAttention: ("num_heads", "kdim", "vdim"),
     ps.SelfAttentionConv: ("embed_dim",), ps.GraphConv: ("hidden_features",),
     ps.GraphAttention: ("hidden_features", "n_heads"), ps.ActionMasking: ("num_actors", "num_of_actor_actions"),
-    ps.TorchModel: ("out_shapes",),
+    ps.TorchModel: ("out_shapes",), ps.LayerNorm: ("num_normalized_dims",), ps.OneHot: ("num_classes",),
+    ps.Embedding: ("num_embeddings", "embedding_dim"),
 }
 
 

@@ -24,8 +24,8 @@ from torch import nn
 
 import perceptspec as ps
 from perceptspec._spec._descriptor import Descriptor, field_hints, type_name
-from tests.strategies import (MASK, POSITIVE_FIELDS, TINY_MODEL, WRONG_FOR_ALL, WRONG_TYPE_VALUES, Case,
-                              Shape, leaf_paths, random_inputs, replace_leaf, strided_fields, valid_cases,
+from tests.strategies import (INDEX, MASK, NUMBER, POSITIVE_FIELDS, TINY_MODEL, WRONG_FOR_ALL, WRONG_TYPE_VALUES,
+                              Case, Shape, leaf_paths, random_inputs, replace_leaf, strided_fields, valid_cases,
                               with_non_positive)
 
 
@@ -75,6 +75,10 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
                   in_num_dims=2, out_num_dims=2),
     ps.Graph({"h": ps.Dense(in_keys="x", out_keys="y", hidden_units=[4])}, out_keys="y"),
     ps.Ensemble(ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]), size=2),
+    ps.LayerNorm(in_keys="x", out_keys="y", num_normalized_dims=2), ps.Permute(in_keys="x", out_keys="y", dims=[2, 1]),
+    ps.Reshape(in_keys="x", out_keys="y", shape=[2, -1]), ps.OneHot(in_keys="x", out_keys="y", num_classes=[3, 4]),
+    ps.Embedding(in_keys="x", out_keys="y", num_embeddings=5, embedding_dim=3),
+    ps.ToFloat(in_keys="x", out_keys="y", scale=0.5),
     ps.TorchDefault(), ps.NormC(1.0), ps.Orthogonal(1.0), ps.XavierUniform(1.0), ps.KaimingUniform("relu"),
     ps.ConstantBias(0.0), ps.CategoricalBias([0.5, 0.5]), ps.BernoulliBias(0.5),
 )}
@@ -476,9 +480,13 @@ def test_bad_inputs_are_signature_errors_naming_key_expected_and_got(
         expect = (key, f"expected only the keys {keys}", "got this key as well")
     elif problem == "wrong dtype":
         dtype = data.draw(st.sampled_from((torch.float64, torch.float16, torch.int64, torch.bool)))
-        assume(not (case.roles[key] == MASK and dtype == torch.bool))
+        role = case.roles[key]
+        assume(not (role == MASK and dtype == torch.bool) and role != NUMBER)  # a number input takes any real dtype
+        assume(not (role == INDEX and not dtype.is_floating_point and dtype != torch.bool))
         inputs[key] = inputs[key].to(dtype)
-        if not has_parameters:  # no parameters pin the dtype: any floating one runs, an integer one is refused
+        if role == INDEX:
+            expect = (key, "expected an integer dtype (indices)", f"got dtype {dtype}")
+        elif not has_parameters:  # no parameters pin the dtype: any floating one runs, an integer one is refused
             if dtype.is_floating_point:
                 run_or_our_error(module, case, inputs, batch)
                 return

@@ -18,3 +18,6 @@ from perceptspec._spec._heads import *
 from perceptspec._spec._recurrent import *
 from perceptspec._spec._shape_ops import *
 from perceptspec._spec._torch_model import *
+from perceptspec._spec._encoding import *
+from perceptspec._spec._layout import *
+from perceptspec._spec._normalization import *

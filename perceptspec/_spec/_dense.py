@@ -17,13 +17,16 @@ __all__ = ["Dense", "LinearOutput"]
 class Dense(Block):
     """A stack of Linear layers on the last dim, each followed by `non_lin` (the last one too), as Maze's DenseBlock.
 
-    (..., F) -> (..., hidden_units[-1]).
+    (..., F) -> (..., hidden_units[-1]). `layer_norm=True` puts a LayerNorm (elementwise affine, eps 1e-5, as
+    `torch.nn.LayerNorm`) between each Linear layer and its non-linearity: Linear -> LayerNorm -> non_lin, the order
+    of the usual torch MLPs. Maze's DenseBlock has no norm, so the default, False, builds exactly Maze's layers.
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin}
 
     hidden_units: Sequence[int]
     non_lin: str = "relu"
+    layer_norm: bool = False
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()

@@ -21,7 +21,7 @@ from torch import nn
 from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's build rule)
 from perceptspec._core import Shape
 from perceptspec._errors import SpecError
-from perceptspec._fold._program import input_roles
+from perceptspec._fold._program import index_limits, input_roles
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._recursion import recursion_room
 from perceptspec._spec import Block
@@ -117,6 +117,9 @@ class SpecModule(nn.Module):
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
+        #: the bounds of each index input (OneHot, Embedding), checked with the signature
+        self.index_limits: tuple[tuple[str, tuple[int | tuple[int, ...], ...]], ...] = tuple(
+            index_limits(t.program).items())
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         with torch_room(spec):

@@ -18,7 +18,8 @@ The config is a composer config (`ps.compose`'s layout), as for `SpecActorCritic
 SB3 asks for target copies and for `n_critics` Q networks: a target is a copy of its network (SB3 then copies the
 weights over, and updates them as it always does); the first Q network is the composer's critic, the others are the
 same spec materialized with seeds of their own (SAC's and TD3's twin critics start different). Observations are
-preprocessed by SB3 (`network_inputs`), Dict observations included (MultiInputPolicy's role).
+converted by the networks themselves, as `ps.compose` converts them (`network_inputs` only reshapes and casts what
+SB3's buffers hold), Dict observations included (MultiInputPolicy's role).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
 from perceptspec._torch import SpecModule
 from perceptspec.spaces import action_shapes, as_choice, distribution_choices
-from perceptspec.integrations.sb3 import ACTION, network_inputs, network_observation_space
+from perceptspec.integrations.sb3 import ACTION, network_inputs, with_image_scaling
 
 __all__ = ["SpecDQNPolicy", "SpecQNetwork", "SpecSACActor", "SpecSACPolicy", "SpecStateActionCritic",
            "SpecTD3Actor", "SpecTD3Policy"]
@@ -71,7 +72,7 @@ def compose_networks(config: Mapping[str, Any], observation_space: gym.Space[Any
     if not critic and kind != "none":
         raise SpecError(where, [f"critic: expected none (the policy's Q network is the 'action' head), got kind "
                                 f"{kind!r}"])
-    models = compose({**config, "distribution_overrides": overrides}, network_observation_space(observation_space),
+    models = compose({**config, "distribution_overrides": overrides}, observation_space,
                      action_space, allow=allow)
     if not isinstance(models.policy, SpecModule) or (critic and not isinstance(models.critic, SpecModule)):
         raise SpecError(where, ["the networks must be built from specs (plain nn.Module targets cannot be "
@@ -94,15 +95,14 @@ class _SpecNetwork(BasePolicy):
     """A module built from a spec behind SB3's model interface: SB3 preprocesses the observations."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
-                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool, squash_output: bool) -> None:
+                 normalize_images: bool, squash_output: bool) -> None:
         super().__init__(observation_space, action_space, normalize_images=normalize_images,
                          squash_output=squash_output)
         self.module = module
-        self.obs_shapes = dict(obs_shapes)
 
     def head(self, obs: PyTorchObs) -> torch.Tensor:
         """The 'action' head's output for a batch of observations."""
-        inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
+        inputs = network_inputs(obs, self.observation_space)
         out: torch.Tensor = self.module(inputs)[ACTION]
         return out.reshape(out.shape[0], -1)
 
@@ -112,9 +112,9 @@ class SpecSACActor(_SpecNetwork):
     `log_std_bounds` (SB3's [-20, 2] by default)."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
-                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool,
+                 normalize_images: bool,
                  log_std_bounds: tuple[float | None, float | None] = (LOG_STD_MIN, LOG_STD_MAX)) -> None:
-        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=True)
+        super().__init__(observation_space, action_space, module, normalize_images, squash_output=True)
         self.action_dist = SquashedDiagGaussianDistribution(get_action_dim(action_space))
         self.log_std_bounds = log_std_bounds
 
@@ -142,8 +142,8 @@ class SpecTD3Actor(_SpecNetwork):
     """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1]."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
-                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
-        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=True)
+                 normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, module, normalize_images, squash_output=True)
 
     def forward(self, obs: PyTorchObs) -> torch.Tensor:
         return torch.tanh(self.head(obs))
@@ -157,8 +157,8 @@ class SpecQNetwork(_SpecNetwork):
     """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
-                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
-        super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=False)
+                 normalize_images: bool) -> None:
+        super().__init__(observation_space, action_space, module, normalize_images, squash_output=False)
 
     def forward(self, obs: PyTorchObs) -> torch.Tensor:
         return self.head(obs)
@@ -173,16 +173,14 @@ class SpecStateActionCritic(BaseModel):
     spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss)."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any],
-                 q_networks: Sequence[nn.Module], obs_shapes: Mapping[str, tuple[int, ...]],
-                 normalize_images: bool) -> None:
+                 q_networks: Sequence[nn.Module], normalize_images: bool) -> None:
         super().__init__(observation_space, action_space, normalize_images=normalize_images)
         self.q_networks = nn.ModuleList(q_networks)
-        self.obs_shapes = dict(obs_shapes)
         self.action_shape = action_shapes(action_space)[ACTION]
         self.share_features_extractor = False
 
     def _inputs(self, obs: PyTorchObs, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
+        inputs = network_inputs(obs, self.observation_space)
         inputs[ACTION] = actions.reshape(actions.shape[0], *self.action_shape)  # SB3's buffers keep it flat
         return inputs
 
@@ -208,14 +206,16 @@ class _OffPolicyNetworks:
     n_critics: int
 
     def _compose(self, config: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any],
-                 allow: Sequence[str], heads: tuple[str, ...], critic: bool, use_sde: bool) -> None:
+                 allow: Sequence[str], heads: tuple[str, ...], critic: bool, use_sde: bool,
+                 normalize_images: bool) -> None:
         name = type(self).__name__
         if use_sde:
             raise SpecError(name, ["use_sde=True (gSDE) is not supported: the actor's head gives its log standard "
                                    "deviations"])
         self.allow = tuple(allow)
         self.config = dict(load_config(config))
-        self.models = compose_networks(self.config, observation_space, action_space, self.allow, heads, critic, name)
+        self.models = compose_networks(with_image_scaling(self.config, normalize_images), observation_space,
+                                       action_space, self.allow, heads, critic, name)
         self._copies = {}
 
     def _fresh(self, role: str, module: nn.Module) -> nn.Module:
@@ -231,14 +231,11 @@ class _OffPolicyNetworks:
                              check=critic.check, check_finite=critic.check_finite) for i in range(1, n_critics)]
         return [critic, *extra]
 
-    def _obs_shapes(self) -> Mapping[str, tuple[int, ...]]:
-        return self.models.obs_shapes[0]
-
     def _state_action_critic(self, n_critics: int) -> SpecStateActionCritic:
         """SAC's and TD3's critic (and its target): `n_critics` Q networks."""
         networks = self._q_networks(n_critics)
         return SpecStateActionCritic(self.observation_space, self.action_space,
-                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)], self._obs_shapes(),
+                                     [self._fresh(f"q{i}", q) for i, q in enumerate(networks)],
                                      self.normalize_images)
 
     def _saved_parameters(self, policy: BasePolicy, **extra: Any) -> dict[str, Any]:
@@ -262,7 +259,7 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
         self._compose(config, observation_space, action_space, allow, ("squashed_gaussian", "gaussian"), critic=True,
-                      use_sde=use_sde)
+                      use_sde=use_sde, normalize_images=normalize_images)
         self.n_critics = n_critics
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
                          normalize_images=normalize_images, optimizer_class=optimizer_class,
@@ -273,7 +270,7 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
         options = distribution_choices(self.action_space, overrides)[ACTION].options
         bounds = (_or(options["log_std_min"], LOG_STD_MIN), _or(options["log_std_max"], LOG_STD_MAX))
         return SpecSACActor(self.observation_space, self.action_space, self._fresh("actor", self.models.policy),
-                            self._obs_shapes(), self.normalize_images, bounds)
+                            self.normalize_images, bounds)
 
     def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
         return self._state_action_critic(self.n_critics)
@@ -293,7 +290,8 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
                  config: Config, *, n_critics: int = 2, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
-        self._compose(config, observation_space, action_space, allow, ("deterministic",), critic=True, use_sde=False)
+        self._compose(config, observation_space, action_space, allow, ("deterministic",), critic=True, use_sde=False,
+                      normalize_images=normalize_images)
         self.n_critics = n_critics
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
                          normalize_images=normalize_images, optimizer_class=optimizer_class,
@@ -301,7 +299,7 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 
     def make_actor(self, features_extractor: Any = None) -> SpecTD3Actor:  # type: ignore[override]
         return SpecTD3Actor(self.observation_space, self.action_space, self._fresh("actor", self.models.policy),
-                            self._obs_shapes(), self.normalize_images)
+                            self.normalize_images)
 
     def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
         return self._state_action_critic(self.n_critics)
@@ -317,13 +315,14 @@ class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
                  config: Config, *, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
-        self._compose(config, observation_space, action_space, allow, ("categorical",), critic=False, use_sde=False)
+        self._compose(config, observation_space, action_space, allow, ("categorical",), critic=False, use_sde=False,
+                      normalize_images=normalize_images)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], normalize_images=normalize_images,
                          optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs)
 
     def make_q_net(self) -> SpecQNetwork:  # type: ignore[override]
         return SpecQNetwork(self.observation_space, self.action_space, self._fresh("q", self.models.policy),
-                            self._obs_shapes(), self.normalize_images)
+                            self.normalize_images)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return self._saved_parameters(self)

@@ -9,7 +9,10 @@
     loss = ClipPPOLoss(actor, critic)                 # TorchRL's actors, losses, collectors from here on
 
 The module reads the spec's input keys from a TensorDict and writes its output keys back; `in_keys` / `out_keys`
-rename keys (a spec key -> a TensorDict key, nested keys as tuples), keys not named keep their names. TorchRL's
+rename keys (a spec key -> a TensorDict key, nested keys as tuples), keys not named keep their names, except the
+composer's flattened observation names ('agent/position'), which read TorchRL's nested keys (('agent', 'position')).
+The composed modules read observations as gymnasium gives them (Discrete as an index): make TorchRL's `GymEnv` with
+`categorical_action_encoding=True`, which gives Discrete observations as indices too (its default gives them one-hot). TorchRL's
 conventions: 'observation' in, 'logits' for a categorical actor, 'state_value' for a critic. A Gaussian head's logits
 are means then log standard deviations (as in `perceptspec.distributions`): follow it with
 `NormalParamExtractor(scale_mapping="exp")` to get TorchRL's 'loc' and 'scale', or give the actor perceptspec's own
@@ -32,10 +35,12 @@ from torch import nn
 from perceptspec import spaces
 from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
+from perceptspec._observations import SEPARATOR
 from perceptspec._spec import Block
 from perceptspec._torch import SpecModule
 
-__all__ = ["KeyedCall", "NestedKey", "action_distribution_class", "as_tensordict_module", "tensordict_module"]
+__all__ = ["KeyedCall", "NestedKey", "action_distribution_class", "as_tensordict_module", "nested_key",
+           "tensordict_module"]
 
 #: a TensorDict key: a name, or a path of names into nested TensorDicts
 NestedKey = str | tuple[str, ...]
@@ -63,7 +68,14 @@ def _keys(names: Sequence[str], renames: Mapping[str, NestedKey] | None, role: s
     unknown = [k for k in renames if k not in names]
     if unknown:
         raise SpecError("as_tensordict_module", [f"{role}: {unknown} are not among the module's {role} {list(names)}"])
-    return [renames.get(k, k) for k in names]
+    return [renames.get(k, nested_key(k)) for k in names]
+
+
+def nested_key(key: str) -> NestedKey:
+    """The TensorDict key of a spec key: a flattened observation name ('agent/position', a nested Dict's entry as
+    the composer names it) is the nested key ('agent', 'position'), as TorchRL's gym wrappers nest Dict
+    observations; any other key is itself."""
+    return tuple(key.split(SEPARATOR)) if SEPARATOR in key else key
 
 
 def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] | None = None,
@@ -74,7 +86,7 @@ def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] 
         in keys and out keys. Any other module taking and returning a dict of tensors (the composer's modules over
         plain torch networks) works too; then `in_keys` and `out_keys` must list all its keys.
     in_keys, out_keys: spec key -> TensorDict key (a str, or a tuple for a nested key); keys not named keep their
-        names.
+        names ('a/b' reads the nested key ('a', 'b'), see `nested_key`).
     Returns a `tensordict.nn.TensorDictModule` (its `.module` is a `KeyedCall` around `module`).
     """
     if isinstance(module, SpecModule):
