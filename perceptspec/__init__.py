@@ -16,7 +16,11 @@ from perceptspec._errors import PerceptSpecError as PerceptSpecError
 from perceptspec._errors import ShapeError as ShapeError
 from perceptspec._errors import SignatureError as SignatureError
 from perceptspec._errors import SpecError as SpecError
+from perceptspec._fold import Change as Change
+from perceptspec._fold import SpecDiff as SpecDiff
 from perceptspec._fold import count_parameters as count_parameters
+from perceptspec._fold import diff as diff
+from perceptspec._fold import fingerprint as fingerprint
 from perceptspec._fold import from_dict as from_dict
 from perceptspec._fold import from_yaml as from_yaml
 from perceptspec._fold import infer_shapes as infer_shapes
@@ -31,6 +35,7 @@ from perceptspec._materialize import carry_state as carry_state
 from perceptspec._materialize import initial_state as initial_state
 from perceptspec._materialize import materialize as materialize
 from perceptspec._materialize import recurrent_mode as recurrent_mode
+from perceptspec._materialize import transfer as transfer
 from perceptspec._render_models import render_models as render_models
 from perceptspec._saved import load as load
 from perceptspec._saved import save as save
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from perceptspec import distributions as distributions
     from perceptspec import spaces as spaces
     from perceptspec._torch import SpecModule as SpecModule
+    from perceptspec._torch._transfer import TransferReport as TransferReport
 
 _LAZY_MODULES = ("spaces", "distributions")  # they import gymnasium (and torch): loaded on first use
 
@@ -53,4 +59,8 @@ def __getattr__(name: str) -> Any:
         from perceptspec._torch import SpecModule
 
         return SpecModule
+    if name == "TransferReport":
+        from perceptspec._torch._transfer import TransferReport
+
+        return TransferReport
     raise AttributeError(f"module 'perceptspec' has no attribute {name!r}")

@@ -29,6 +29,16 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     return build(spec, in_shapes, seed=seed, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)
 
 
+def transfer(module: SpecModule, new_spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
+             check: str = "always") -> SpecModule:
+    """Warm start: the module of `new_spec`, reusing `module`'s weights where a block's path and weight shapes match
+    (see `perceptspec._torch._transfer.transfer`; its `transfer_report` says what was reused, reinitialised or
+    dropped); imports torch on first use."""
+    from perceptspec._torch._transfer import transfer as warm_start
+
+    return warm_start(module, new_spec, in_shapes, seed=seed, check=check)
+
+
 def torch_model_facts(block: TorchModel, view: ModuleView, run: bool) -> MetaFacts:
     """Parameter count (and, if `run`, per-sample output shapes) of a TorchModel's module built on the meta device
     (see `perceptspec._torch.blocks._torch_model.meta_facts`); imports torch on first use."""

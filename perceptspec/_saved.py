@@ -20,6 +20,7 @@ from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 from perceptspec._composer import Models, Network, StepKey, assemble_models, network_name
 from perceptspec._errors import SpecError
 from perceptspec._fold._serialize import from_yaml, to_yaml
+from perceptspec._spec import Block
 from perceptspec._trust import allowing
 
 if TYPE_CHECKING:
@@ -77,6 +78,31 @@ def load(path: str | Path, *, device: str | torch.device = "cpu",
         if header["kind"] == _MODULE:
             return _rebuild_module(header, _prefixed(tensors, "module"), f"load {path}")
         return _rebuild_models(header, tensors, path)
+
+
+def saved_specs(path: str | Path) -> dict[str, Block]:
+    """The specs in a file written by `save`, by network name ('module' for one module), read from the file's
+    metadata alone: no tensor is read and torch is not imported (the safetensors header is JSON after its length)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if length > MAX_HEADER:
+                raise ValueError(f"a header of {length:,} bytes, more than {MAX_HEADER:,}")
+            meta = json.loads(file.read(length)).get("__metadata__") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise SpecError(f"load {path}", [f"cannot read it as a safetensors file: {e}"]) from None
+    if meta.get("format") != FORMAT:
+        raise SpecError(f"load {path}", [f"expected a file written by ps.save (format {FORMAT!r}), got format "
+                                         f"{meta.get('format')!r}"])
+    header = _header(meta, path)
+    if header["kind"] == _MODULE:
+        return {"module": from_yaml(header["spec"])}
+    return {network["name"]: from_yaml(network["spec"]) for network in header["networks"]}
+
+
+#: the largest safetensors header `saved_specs` reads (safetensors itself refuses more than 100 MB)
+MAX_HEADER = 100_000_000
 
 
 # --- one module ----------------------------------------------------------------------------------------------------

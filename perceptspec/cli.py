@@ -4,6 +4,8 @@
     perceptspec render CONFIG --env ENV -o DIR    policy, critic and actor-critic drawings
     perceptspec check CONFIG --env ENV            compose, then one forward on a sampled observation
     perceptspec demo                              the seed examples (what `make demo` runs)
+    perceptspec diff A B [--env ENV]              what changed, block by block, between two specs, configs or
+                                                  saved models (and their fingerprints)
 
 A failure prints one line to stderr (`perceptspec <command>: error: ...`) and exits with 1 (2 for a bad command
 line); `--traceback` shows the whole traceback instead. Torch and gymnasium are imported only by the commands that
@@ -134,6 +136,17 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"one or more of {', '.join(FORMATS)} (default: svg)")
     command("check", _check, "compose the networks (validating specs and shapes), then run one forward pass on an "
                              "observation sampled from the env; exit 1 with the error if anything fails")
+    compare = command("diff", _diff, "what changed between two networks, block by block (added and removed blocks, "
+                                     "fields old -> new, rewired keys), with each spec's fingerprint; A and B are "
+                                     "spec YAML files, composer configs (with --env) or files saved by ps.save",
+                      composes=False)
+    compare.add_argument("a", metavar="A", type=Path, help="the spec before: spec YAML, a config, or .safetensors")
+    compare.add_argument("b", metavar="B", type=Path, help="the spec after")
+    compare.add_argument("--env", metavar="ENV", help="for configs: " + ENV_HELP)
+    compare.add_argument("--env-kwargs", metavar="YAML", type=_mapping, default={},
+                         help="keyword arguments for the env, as a YAML/JSON mapping")
+    compare.add_argument("--allow", action="append", default=[], metavar="MODULE",
+                         help="let a config's _target_s import code from MODULE (repeatable)")
     demo = command("demo", _demo, "run the seed examples: summaries, drawings and short rollouts", composes=False)
     demo.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="DIR",
                       help="directory for the drawings (default: out)")
@@ -204,6 +217,49 @@ def _demo(args: argparse.Namespace) -> int:
 
     demo(args.output)
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import perceptspec as ps
+
+    before, after = _specs(args.a, args), _specs(args.b, args)
+    if len(before) == 1 and len(after) == 1:  # one network each (a spec file, a saved module): whatever its name
+        pairs = [("", next(iter(before.values())), next(iter(after.values())))]
+    else:
+        pairs = [(name, before.get(name), after.get(name)) for name in dict.fromkeys([*before, *after])]
+    for name, a, b in pairs:
+        heading = f"{name}: " if name else ""
+        if a is None or b is None:
+            print(f"{heading}only in {args.a if b is None else args.b}")
+            continue
+        print(f"{heading}{ps.fingerprint(a)[:12]} -> {ps.fingerprint(b)[:12]}")
+        print(ps.diff(a, b))
+    return 0
+
+
+def _specs(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The specs in `path` by network name: a file saved by ps.save, a spec's YAML, or a config composed for --env
+    (a network given as a plain torch module has no spec and is left out)."""
+    import perceptspec as ps
+    from perceptspec._saved import saved_specs
+    from perceptspec._yaml import load_yaml
+
+    if not path.is_file():
+        raise CommandError(f"'{path}' not found" if not path.exists() else f"'{path}' is not a file")
+    if path.suffix == ".safetensors":
+        return saved_specs(path)
+    data = load_yaml(path.read_text(), str(path))
+    if isinstance(data, Mapping) and "type" in data:
+        return {"spec": ps.from_dict(data)}
+    if args.env is None:
+        raise CommandError(f"'{path}' is a composer config (no 'type' at its top): give --env ENV to compose its "
+                           f"networks")
+    env = make_env(args.env, args.env_kwargs)
+    try:
+        models = ps.compose(path, env.observation_space, env.action_space, allow=args.allow)
+    finally:
+        env.close()
+    return {name: spec for name, spec in models.specs.items() if spec is not None}
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------

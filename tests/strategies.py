@@ -247,6 +247,8 @@ def keys_in(block: ps.Block) -> set[str]:
     if isinstance(block, ps.Graph):
         for _, inner in block.blocks_in_order:
             keys |= keys_in(inner)
+    if isinstance(block, ps.Ensemble):
+        keys |= keys_in(block.spec)
     return keys
 
 
@@ -260,6 +262,10 @@ def rename_in_scope(graph: ps.Graph, old: str, new: str) -> ps.Graph:
         if isinstance(block, ps.Graph):
             if old in block.in_keys or old in block.out_keys:
                 block = rename_in_scope(block, old, new)
+        elif isinstance(block, ps.Ensemble):  # (its member is always a Graph here, see `_ensemble`)
+            if old in block.in_keys or old in block.out_keys:
+                assert isinstance(block.spec, ps.Graph)
+                block = ps.Ensemble(rename_in_scope(block.spec, old, new), block.size, init=block.init)
         else:
             changes: dict[str, Any] = {"in_keys": swap(block.in_keys), "out_keys": swap(block.out_keys)}
             if isinstance(block, ps.TorchModel) and "out_names" in block.kwargs:  # TinyModel's dict keys
@@ -784,6 +790,12 @@ def _nested_graph(b: Builder, scope: Scope) -> None:
     b.add(scope, graph)
 
 
+def _ensemble(b: Builder, scope: Scope) -> None:
+    """A nested graph as the member of an ensemble of 1 to 3: its outputs get the member dim."""
+    graph, _ = b.subgraph(scope)
+    b.add(scope, ps.Ensemble(graph, b.draw(st.integers(1, 3)), init=b.draw(inits())))
+
+
 def _shared_graph(b: Builder, scope: Scope) -> None:
     """One sub-graph value in two wrappers, each with its own head on the sub-graph's first output: like a policy
     and a critic that both contain the same latent graph (computed twice, with their own weights)."""
@@ -806,12 +818,12 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model, _layer_norm, _permute,
     _reshape, _one_hot, _embedding, _to_float, _state_independent_log_std,
 )
-GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph)
+GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph, _ensemble)
 
 #: the fixed table of recipes (issue #12): every registered block kind, Graph included, has one; `blocks_of(kind)`
 #: draws from it, and `test_properties` checks that no registered kind lacks one
 RECIPE_OF: dict[type[ps.Block], Recipe] = {
-    ps.Graph: _nested_graph,
+    ps.Graph: _nested_graph, ps.Ensemble: _ensemble,
     ps.Dense: _dense, ps.LinearOutput: _linear_output, ps.Concat: _concat, ps.Flatten: _flatten, ps.Slice: _slice,
     ps.MultiIndexSlicing: _multi_index_slicing, ps.RepeatToMatch: _repeat_to_match,
     ps.GlobalAveragePooling: _global_average_pooling, ps.MaskedGlobalPooling: _masked_global_pooling,
@@ -867,7 +879,12 @@ def blocks_of(draw: st.DrawFn, kind: type[ps.Block]) -> Case:
 
 
 def leaf_paths(spec: ps.Block, prefix: str = "") -> dict[str, ps.Block]:
-    """Every leaf block of `spec` by its path ('g.b1'); a bare block is at its first out key, as in errors."""
+    """Every leaf block of `spec` by its path ('g.b1'), as errors name it: a bare block at its first out key, the
+    blocks of an Ensemble's member under the ensemble's path."""
+    if isinstance(spec, ps.Ensemble):
+        own = prefix[:-1] or spec.out_keys[0]
+        return leaf_paths(spec.spec, f"{own}.") if isinstance(spec.spec, ps.Graph) else \
+            {f"{own}.{spec.spec.out_keys[0]}": spec.spec}
     if not isinstance(spec, ps.Graph):
         return {prefix[:-1] or spec.out_keys[0]: spec}
     found: dict[str, ps.Block] = {}
@@ -881,16 +898,22 @@ def kinds_in(spec: ps.Block) -> set[type[ps.Block]]:
     if isinstance(spec, ps.Graph):
         for block in spec.blocks.values():
             kinds |= kinds_in(block)
+    if isinstance(spec, ps.Ensemble):
+        kinds |= kinds_in(spec.spec)
     return kinds
 
 
-def replace_leaf(spec: ps.Block, path: str, new: ps.Block) -> ps.Block:
-    """`spec` with the leaf at `path` replaced (the graphs around it are rebuilt, so they validate again)."""
+def replace_leaf(spec: ps.Block, path: str, new: ps.Block, root: bool = True) -> ps.Block:
+    """`spec` with the leaf at `path` (as `leaf_paths` names it) replaced (the graphs and ensembles around it are
+    rebuilt, so they validate again)."""
+    if isinstance(spec, ps.Ensemble):
+        inside = path.partition(".")[2] if root else path  # (a bare ensemble's own path is its first out key)
+        return ps.Ensemble(replace_leaf(spec.spec, inside, new, root=False), spec.size, init=spec.init)
     if not isinstance(spec, ps.Graph):
         return new
     head, _, rest = path.partition(".")
     blocks = dict(spec.blocks)
-    blocks[head] = replace_leaf(blocks[head], rest, new) if rest else new
+    blocks[head] = replace_leaf(blocks[head], rest, new, root=False) if rest else new
     return ps.Graph(blocks, spec.out_keys, init=spec.init)
 
 
@@ -942,6 +965,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
     "Sequence[int]": ("12", b"12", [1.5], [True], 7, [None]),
     "Sequence[float]": ("0.5", [None], ["0.5"], 0.5, [True]),
     "Initializer | None": ("normc", ps.ConstantBias(0.0), 1.0),
+    "Block": ("dense", None, ps.NormC(1.0), 3),
     "Bias | None": ("log", ps.NormC(1.0), 0.5),
     "float | None": ("0.1", [0.1], True),
     "int | None": ("3", 2.5, [3], True),
@@ -959,6 +983,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
 #: fields that must be positive ints (or hold only positive ints), by block kind
 POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
     ps.Dense: ("hidden_units",), ps.LinearOutput: ("output_units",), ps.Flatten: ("num_flatten_dims",),
+    ps.Ensemble: ("size",),
     ps.FlattenDense: ("num_flatten_dims", "hidden_units"), ps.VGGConv: ("hidden_channels",),
     ps.VGGConvDense: ("hidden_channels", "hidden_units"), ps.VGGConvGAP: ("hidden_channels",),
     ps.StridedConv: ("hidden_channels", "hidden_kernels", "hidden_strides", "hidden_dilations"),

@@ -76,6 +76,7 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.TorchModel(in_keys="x", out_keys="y", module_factory=TINY_MODEL, kwargs={"units": 2}, out_shapes=[[2]],
                   in_num_dims=2, out_num_dims=2),
     ps.Graph({"h": ps.Dense(in_keys="x", out_keys="y", hidden_units=[4])}, out_keys="y"),
+    ps.Ensemble(ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]), size=2),
     ps.LayerNorm(in_keys="x", out_keys="y", num_normalized_dims=2), ps.Permute(in_keys="x", out_keys="y", dims=[2, 1]),
     ps.Reshape(in_keys="x", out_keys="y", shape=[2, -1]), ps.OneHot(in_keys="x", out_keys="y", num_classes=[3, 4]),
     ps.Embedding(in_keys="x", out_keys="y", num_embeddings=5, embedding_dim=3),
@@ -106,7 +107,8 @@ def where(value: Descriptor, field: str) -> str:
     """How a SpecError names the descriptor: `Dense(out_keys='y')`, or the kind alone (initialisers, Graphs, or when
     the out keys themselves are what is wrong)."""
     kind = type(value).__name__
-    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != "out_keys":
+    keys_from = "spec" if isinstance(value, ps.Ensemble) else "out_keys"  # (an Ensemble's keys are its member's)
+    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != keys_from:
         keys = list(value.out_keys)
         return f"{kind}(out_keys={keys[0]!r})" if len(keys) == 1 else f"{kind}(out_keys={keys!r})"
     return kind

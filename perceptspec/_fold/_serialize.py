@@ -61,7 +61,11 @@ def _encode(value: object) -> Any:
 
 def from_dict(data: Mapping[str, Any]) -> Block:
     """The block described by `data` (the inverse of `to_dict`)."""
-    spec = descriptor_from_dict(data, Block, "spec")
+    try:
+        spec = descriptor_from_dict(data, Block, "spec")
+    except RecursionError:  # nested Graphs load level by level; an Ensemble's member is decoded inside it
+        raise SpecError("spec", ["Ensembles nest deeper than Python's recursion limit allows to load (each "
+                                 "Ensemble's member is decoded inside it; a few hundred levels)"]) from None
     assert isinstance(spec, Block)
     return spec
 

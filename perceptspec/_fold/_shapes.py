@@ -13,7 +13,7 @@ from perceptspec._fold import rules as _rules  # noqa: F401  (registers every ki
 from perceptspec._fold._program import Eqn, Program, lower
 from perceptspec._core import Shape
 from perceptspec._fold._rules import Mismatch, shape_rules
-from perceptspec._spec import Block
+from perceptspec._spec import Block, Ensemble
 
 ShapeItems = tuple[tuple[str, Shape], ...]
 
@@ -61,6 +61,8 @@ def _trace(spec: Block, in_shapes: ShapeItems) -> Trace:
         except Mismatch as m:
             key = eqn.ins[m.index] if m.index is not None else None
             raise ShapeError(str(m), block=eqn.path, block_type=eqn.kind, key=key) from None
+        except ShapeError as e:  # from the members of a combinator (Ensemble): the path goes on inside the block
+            raise ShapeError(e.detail, block=f"{eqn.path}.{e.block}", block_type=e.block_type, key=e.key) from None
         env.update(zip(eqn.outs, outs))
     return Trace(program, types.MappingProxyType(env))
 
@@ -81,8 +83,12 @@ def _checked_in_shapes(program: Program, in_shapes: Mapping[str, Sequence[int]])
 
 
 def _reader(program: Program, key: str) -> dict[str, str]:
-    """The first block reading input `key`, to name in errors about its shape."""
+    """The first block reading input `key`, to name in errors about its shape (inside an ensemble's member, by its
+    path through the ensemble, as shape errors there name blocks)."""
     eqn = next(e for e in program.eqns if key in e.ins)
+    if isinstance(eqn.block, Ensemble):
+        inner = _reader(lower(eqn.block.spec), eqn.block.in_keys[eqn.ins.index(key)])
+        return {"block": f"{eqn.path}.{inner['block']}", "block_type": inner["block_type"]}
     return {"block": eqn.path, "block_type": eqn.kind}
 
 

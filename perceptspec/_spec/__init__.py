@@ -12,6 +12,7 @@ from perceptspec._spec._non_lin import *
 from perceptspec._spec._attention import *
 from perceptspec._spec._conv import *
 from perceptspec._spec._dense import *
+from perceptspec._spec._ensemble import *
 from perceptspec._spec._graph_nn import *
 from perceptspec._spec._heads import *
 from perceptspec._spec._recurrent import *

@@ -36,6 +36,9 @@ from perceptspec._torch._tables import torch_builders
 from perceptspec._torch._under_compile import run_as_frame_boundary
 from perceptspec._torch._walk import every_key
 
+if TYPE_CHECKING:
+    from perceptspec._torch._transfer import TransferReport
+
 CHECK_MODES = ("always", "first", "off")
 
 
@@ -96,6 +99,8 @@ class SpecModule(nn.Module):
     code: str
     #: the seed the weights were drawn with (`materialize(..., seed=)`); None: torch's global RNG, or assembled
     seed: int | None = None
+    #: what `ps.transfer` reused, reinitialised and dropped, on a module it built (None otherwise)
+    transfer_report: TransferReport | None = None
 
     if TYPE_CHECKING:
         def __call__(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
