@@ -153,11 +153,13 @@ class RecurrentModule(nn.Module):
         for name in self.weight_names:
             weight = params.get(name)
             weights.append(param(rnn, name) if weight is None else weight)
-        y = self.run(x.reshape((-1,) + x.shape[-2:]), weights)
+        # (N, T, F) as it is: a reshaped view, even of the same shape, made the fused kernel slower at batch 1
+        one_batch_dim = x.dim() == 3
+        y = self.run(x if one_batch_dim else x.reshape((-1,) + x.shape[-2:]), weights)
         if self.last_step:
             y = y.select(1, -1)
         out = call_in_turn((dense, non_lin), y)
-        return out.reshape(x.shape[:-2] + out.shape[1:])
+        return out if one_batch_dim else out.reshape(x.shape[:-2] + out.shape[1:])
 
     def extra_repr(self) -> str:
         return (f"{self.cell}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
