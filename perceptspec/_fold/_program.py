@@ -31,6 +31,10 @@ class Eqn(NamedTuple):
         return type(self.block).__name__
 
 
+#: `Eqn(*fields)` without the NamedTuple's Python-level `__new__` (lowering makes one per block)
+_new_eqn = functools.partial(tuple.__new__, Eqn)
+
+
 @dataclasses.dataclass(frozen=True)
 class Program:
     """A spec flattened: the input keys, the equations in a valid evaluation order, the output keys."""
@@ -90,7 +94,7 @@ def _inline(graph: Graph, eqns: list[Eqn]) -> None:
                 bound.update(zip(block.out_keys, outs))
                 scopes.append(_Scope(iter(block.blocks_in_order), f"{prefix}{name}.", bound, own))
                 break  # the nested graph's blocks come next, then this scope's `blocks` goes on
-            eqns.append(Eqn(prefix + name, block, ins, outs, own))
+            eqns.append(_new_eqn((prefix + name, block, ins, outs, own)))
         else:
             scopes.pop()
 
