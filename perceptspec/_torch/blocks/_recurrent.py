@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -148,11 +149,10 @@ class RecurrentModule(nn.Module):
         if intercepted(rnn):
             raise TypeError("the recurrent block's 'rnn' holds nn.LSTM's / nn.GRU's weights and is never called, so a "
                             "hook on it would never run: register the hook on the block's module instead")
-        params = rnn._parameters  # `param`, inlined for the usual case
-        weights: list[torch.Tensor] = []
-        for name in self.weight_names:
-            weight = params.get(name)
-            weights.append(param(rnn, name) if weight is None else weight)
+        try:  # every weight in `_parameters` (functional_call swaps them there): `param`'s fast path, in C
+            weights: list[Any] = list(map(rnn._parameters.__getitem__, self.weight_names))
+        except KeyError:  # moved out by a parametrization or tensordict's `to_module`: read as the attribute
+            weights = [param(rnn, name) for name in self.weight_names]
         # (N, T, F) as it is: a reshaped view, even of the same shape, made the fused kernel slower at batch 1
         one_batch_dim = x.dim() == 3
         y = self.run(x if one_batch_dim else x.reshape((-1,) + x.shape[-2:]), weights)
