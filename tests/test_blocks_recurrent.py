@@ -134,24 +134,30 @@ class TestAgainstTorch:
             def forward(self, w: torch.Tensor) -> torch.Tensor:
                 return torch.zeros_like(w)
 
+        def weight(module: ps.SpecModule, name: str) -> torch.Tensor:
+            value = getattr(block_module(module).rnn, name)
+            assert isinstance(value, torch.Tensor)
+            return value
+
         module = ps.materialize(make(ps.LSTM, hidden_size=3), {"x": (4, 2)}, seed=0)
+        reference = ps.materialize(make(ps.LSTM, hidden_size=3), {"x": (4, 2)}, seed=0)
         rnn = block_module(module).rnn
         x = {"x": torch.randn(5, 4, 2)}
         before = module(x)["y"]
         parametrize.register_parametrization(rnn, "weight_ih_l0", Zeroed())
-        expected = module(x)["y"]
         with torch.no_grad():
-            reference = ps.materialize(make(ps.LSTM, hidden_size=3), {"x": (4, 2)}, seed=0)
-            block_module(reference).rnn.weight_ih_l0.zero_()
-        torch.testing.assert_close(expected, reference(x)["y"])
-        assert not torch.allclose(expected, before)
-        parametrize.remove_parametrizations(rnn, "weight_ih_l0", leave_parametrized=False)
-        weight = rnn._parameters.pop("weight_hh_l0")  # a plain tensor in the instance dict, as `to_module` does
-        rnn.__dict__["weight_hh_l0"] = torch.zeros_like(weight)
-        with torch.no_grad():
-            block_module(reference).rnn.weight_ih_l0.copy_(rnn.weight_ih_l0)
-            block_module(reference).rnn.weight_hh_l0.zero_()
+            weight(reference, "weight_ih_l0").zero_()
         torch.testing.assert_close(module(x)["y"], reference(x)["y"])
+        assert not torch.allclose(module(x)["y"], before)
+        parametrize.remove_parametrizations(rnn, "weight_ih_l0", leave_parametrized=False)
+        held = rnn._parameters.pop("weight_hh_l0")  # a plain tensor in the instance dict, as `to_module` does
+        assert held is not None
+        rnn.__dict__["weight_hh_l0"] = torch.zeros_like(held)
+        with torch.no_grad():
+            weight(reference, "weight_ih_l0").copy_(weight(module, "weight_ih_l0"))
+            weight(reference, "weight_hh_l0").zero_()
+        torch.testing.assert_close(module(x)["y"], reference(x)["y"])
+
     def test_double_precision(self) -> None:
         module = ps.materialize(make(ps.GRU, hidden_size=3, num_layers=2), {"x": (4, 2)}, seed=0).double()
         assert module({"x": torch.randn(5, 4, 2, dtype=torch.float64)})["y"].dtype == torch.float64
