@@ -189,7 +189,14 @@ class SpecModule(nn.Module):
             return None
         owner, name = self._probe
         value = owner._parameters.get(name)
-        return value if value is not None else getattr(owner, name, None)
+        if value is not None:
+            return value
+        # a parametrization torch registered as safe keeps the dtype of the tensor it holds (torch checks that when
+        # registering): read that tensor rather than run the parametrization at every check
+        parametrizations = owner._modules.get("parametrizations")
+        held = getattr(parametrizations, name, None)
+        original = None if held is None or getattr(held, "unsafe", True) else held._parameters.get("original")
+        return original if original is not None else getattr(owner, name, None)
 
     def block_module(self, path: str) -> nn.Module:
         """The module of the block at `path` ('latent.dense')."""
