@@ -58,7 +58,20 @@ SHARED_CRITIC = "shared"
 @dataclasses.dataclass(frozen=True)
 class Models:
     """What `compose` returns. Single-step envs use `policy`, `critic`, `actor_critic`; structured envs with
-    several sub-steps use the dicts keyed by sub-step (a shared state critic sits under 'shared')."""
+    several sub-steps use the dicts keyed by sub-step (a shared state critic sits under 'shared').
+
+    Fields: `policies`, `critics`, `actor_critics` (modules by sub-step), `specs` (by network name: 'policy',
+    'critic', 'policy[0]'; None for a plain nn.Module network), `in_shapes` (what each network reads),
+    `obs_shapes`, `action_logits_shapes` (by sub-step) and `critic_kind` ('state', 'shared_state',
+    'state_action' or 'none').
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> sorted(models.specs), models.in_shapes["policy"]
+        (['critic', 'policy'], {'observation': (4,)})
+    """
 
     policies: dict[StepKey, nn.Module]
     critics: dict[StepKey, nn.Module]
@@ -98,11 +111,32 @@ def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
 
 def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
             action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> Models:
-    """Build the policy (and critic) networks the config describes for the given spaces.
+    """Build the policy (and critic) networks the config describes for the given spaces (Maze's custom model
+    composer; the config's schema is in the module docstring above and on the site's "Composer config" page).
 
-    For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
-    allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may import
-        and call during this call, besides perceptspec's own and what `ps.allow` allowed.
+    Arguments:
+        config: a mapping, or the path of a YAML file, in the seed's layout (`policy.networks`,
+            `critic.networks`, `_target_` + keyword arguments).
+        observation_space: a gymnasium space; for a structured env a plain dict {sub-step: space} (a gymnasium
+            Dict is one step).
+        action_space: likewise.
+        allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may
+            import and call during this call, besides perceptspec's own and what `ps.allow` allowed.
+
+    Returns:
+        `Models`: `.policy`, `.critic`, `.actor_critic`, `.specs`, ...
+
+    Raises:
+        SpecError: an unknown config key (with a did-you-mean), a wrong value, a spec whose outputs do not fit
+            the action space. NotAllowedError: a `_target_` outside the allow-list.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> out = models.actor_critic({"observation": torch.zeros(1, 4)})
+        >>> out["action"].shape, out["value"].shape
+        (torch.Size([1, 2]), torch.Size([1, 1]))
     """
     with allowing(allow, "compose(allow=...)"):
         return _compose(load_config(config), observation_space, action_space)

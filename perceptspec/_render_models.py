@@ -45,15 +45,23 @@ class Network:
 
 
 def render_models(models: Models, directory: str | Path, format: str | Sequence[str] = "svg") -> list[Path]:
-    """Draw composed models into `directory`: `policy.svg`, `critic.svg` and `actor_critic.svg` (both networks in
-    one picture, shared keys drawn once). With sub-steps the names carry the step (`policy_0.svg`, ...).
+    """Draw composed models into `directory`: `policy.svg`, `critic.svg` and `actor_critic.svg` (both
+    networks in one picture, shared keys drawn once). With sub-steps the names carry the step (`policy_0.svg`).
 
     Arguments:
         models: what `compose` returned.
         directory: where to write (created if missing).
         format: 'svg', 'png', 'pdf' or 'dot', or several of them (each drawing is written in each).
 
-    Returns the files written. Without graphviz's `dot` program, writes .dot files and says how to install it.
+    Returns:
+        The files written. Without graphviz's `dot` program, .dot files, with a note on installing graphviz.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> [p.name for p in ps.render_models(models, "drawings", format="dot")]
+        ['policy.dot', 'critic.dot', 'actor_critic.dot']
     """
     formats = [format] if isinstance(format, str) else list(format)
     for f in formats:

@@ -19,9 +19,18 @@ from torch.types import _size
 from perceptspec._errors import SignatureError
 from perceptspec.spaces import Override, _named, action_logits_shapes, distribution_names
 
+__all__ = ["Deterministic", "DictDistribution", "MultiCategorical", "action_distribution"]
+
 
 class MultiCategorical(Distribution):
-    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim."""
+    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> dist = ps.distributions.action_distribution({"action": torch.zeros(1, 5)}, gym.spaces.MultiDiscrete([2, 3]))
+        >>> dist.sample()["action"].shape
+        torch.Size([1, 2])
+    """
 
     arg_constraints: dict[str, Any] = {}
 
@@ -70,7 +79,15 @@ def _multi_categorical(logits: torch.Tensor, space: Any) -> Distribution:
 
 class Deterministic(Distribution):
     """The 'deterministic' head of a Box action (TD3's and DDPG's actors): the logits are the action itself. Sampling
-    and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0."""
+    and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Box(-1, 1, (2,))
+        >>> dist = ps.distributions.action_distribution({"action": torch.tensor([[0.5, -0.5]])}, space, {"Box": "deterministic"})
+        >>> dist.sample()["action"]
+        tensor([[ 0.5000, -0.5000]])
+    """
 
     arg_constraints: dict[str, Any] = {}
 
@@ -108,7 +125,15 @@ DISTRIBUTION_BUILDERS: dict[str, Callable[[torch.Tensor, Any], Distribution]] = 
 
 
 class DictDistribution:
-    """Independent distributions, one per action head; joint log-prob and entropy are sums over heads."""
+    """Independent distributions, one per action head; joint log-prob and entropy are sums over heads.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "fire": gym.spaces.MultiBinary(2)})
+        >>> dist = ps.distributions.action_distribution({"move": torch.zeros(1, 4), "fire": torch.zeros(1, 2)}, space)
+        >>> dist.log_prob(dist.sample()).shape, dist.entropy().shape
+        (torch.Size([1]), torch.Size([1]))
+    """
 
     def __init__(self, heads: Mapping[str, Distribution], offsets: Mapping[str, torch.Tensor]) -> None:
         self.heads = dict(heads)
@@ -136,7 +161,14 @@ class DictDistribution:
 
 def action_distribution(logits: Mapping[str, torch.Tensor], action_space: gym.Space[Any],
                         overrides: Override = ()) -> DictDistribution:
-    """The distribution over actions that a policy's `logits` (one tensor per action head) describe."""
+    """The distribution over actions that a policy's `logits` (one tensor per action head) describe.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> dist = ps.distributions.action_distribution({"action": torch.tensor([[0.0, 10.0]])}, gym.spaces.Discrete(2))
+        >>> dist.mode()["action"]
+        tensor([1])
+    """
     names = distribution_names(action_space, overrides)
     shapes = action_logits_shapes(action_space, overrides)
     spaces = _named(action_space, "action")

@@ -16,6 +16,9 @@ import gymnasium as gym
 
 from perceptspec._errors import SpecError, did_you_mean
 
+__all__ = ["DistributionKind", "action_logits_shapes", "action_names", "action_shapes", "distribution_names",
+           "obs_shapes"]
+
 Shape = tuple[int, ...]
 #: distribution name per action name, per space type, or per space type name ('Box'); a mapping or pairs
 Override = Mapping[str, str] | Mapping[type, str] | Mapping[str | type, str] | Iterable[tuple[str | type, str]]
@@ -23,7 +26,14 @@ Override = Mapping[str, str] | Mapping[type, str] | Mapping[str | type, str] | I
 
 @dataclasses.dataclass(frozen=True)
 class DistributionKind:
-    """A distribution family: which action spaces it serves and the logits shape it needs for a space."""
+    """A distribution family: which action spaces it serves and the logits shape it needs for a space.
+
+    Example:
+        >>> from perceptspec.spaces import DISTRIBUTIONS
+        >>> import gymnasium as gym
+        >>> DISTRIBUTIONS["gaussian"].logits_shape(gym.spaces.Box(-1, 1, (3,)))
+        (6,)
+    """
 
     name: str
     spaces: tuple[type[gym.Space[Any]], ...]
@@ -55,7 +65,15 @@ DEFAULT_DISTRIBUTION: dict[type[gym.Space[Any]], str] = {
 
 
 def obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
-    """Observation key -> shape for a Box (key 'observation') or a Dict of Boxes / MultiBinaries."""
+    """Observation key -> shape for a Box (key 'observation') or a Dict of Boxes / MultiBinaries.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> space = gym.spaces.Dict({"screen": gym.spaces.Box(0, 1, (3, 64, 64)),
+        ...                         "inventory": gym.spaces.Box(0, 1, (16,))})
+        >>> ps.spaces.obs_shapes(space)
+        {'inventory': (16,), 'screen': (3, 64, 64)}
+    """
     return {key: _obs_shape(key, sub) for key, sub in _named(space, "observation").items()}
 
 
@@ -69,7 +87,13 @@ def _obs_shape(key: str, space: gym.Space[Any]) -> Shape:
 
 def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[str, str]:
     """Action name -> distribution name: an override by action name wins over one by space type (the class, or its
-    name such as 'Box' as YAML writes it), which wins over the default of the space's kind."""
+    name such as 'Box' as YAML writes it), which wins over the default of the space's kind.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> ps.spaces.distribution_names(gym.spaces.Box(-1, 1, (2,)), {"Box": "deterministic"})
+        {'action': 'deterministic'}
+    """
     chosen: dict[str | type, str] = dict(overrides.items() if isinstance(overrides, Mapping) else overrides)
     actions = _named(space, "action")
     space_types = {t.__name__: t for t in vars(gym.spaces).values() if isinstance(t, type) and issubclass(t, gym.Space)}
@@ -97,7 +121,14 @@ def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[
 
 def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dict[str, Shape]:
     """Action name -> the logits shape its head must output: Discrete(n) -> (n,), MultiBinary(n) -> (n,),
-    Box(shape) -> shape with the last dim doubled (means and log stds), MultiDiscrete(nvec) -> (sum(nvec),)."""
+    Box(shape) -> shape with the last dim doubled (means and log stds), MultiDiscrete(nvec) -> (sum(nvec),).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "aim": gym.spaces.Box(-1, 1, (2,))})
+        >>> ps.spaces.action_logits_shapes(space)
+        {'aim': (4,), 'move': (4,)}
+    """
     actions = _named(space, "action")
     return {a: DISTRIBUTIONS[d].logits_shape(actions[a]) for a, d in distribution_names(space, overrides).items()}
 
@@ -105,7 +136,13 @@ def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dic
 def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
     """Action name -> the shape of the action as a network reads it (a state-action critic's action inputs): a Box
     or MultiBinary its own shape ((1,) for a scalar Box), Discrete(n) one-hot (n,), MultiDiscrete the concatenated
-    one-hots (sum(nvec),)."""
+    one-hots (sum(nvec),).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> ps.spaces.action_shapes(gym.spaces.Discrete(3))
+        {'action': (3,)}
+    """
     shapes = {}
     for action, sub in _named(space, "action").items():
         if isinstance(sub, gym.spaces.Box):
@@ -123,7 +160,13 @@ def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
 
 
 def action_names(space: gym.Space[Any]) -> list[str]:
-    """The names of the actions of an action space: a Dict's keys, else 'action'."""
+    """The names of the actions of an action space: a Dict's keys, else 'action'.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> ps.spaces.action_names(gym.spaces.Discrete(3))
+        ['action']
+    """
     return list(_named(space, "action"))
 
 

@@ -16,3 +16,11 @@ from perceptspec._spec._graph_nn import *
 from perceptspec._spec._recurrent import *
 from perceptspec._spec._shape_ops import *
 from perceptspec._spec._torch_model import *
+
+
+def _public_names() -> list[str]:
+    """The names the star-imports above bring in (every family module's `__all__`): what `perceptspec` exports."""
+    import sys
+
+    return sorted({name for module_name, module in list(sys.modules.items())
+                   if module_name.startswith(f"{__name__}._") for name in getattr(module, "__all__", ())})

@@ -9,6 +9,8 @@ shape or hold parameters are refused with what to write instead.
 
 from __future__ import annotations
 
+from perceptspec._spec._field_doc import document_choices
+
 __all__ = ["NON_LINEARITIES"]
 
 #: short name -> torch.nn class name
@@ -52,3 +54,6 @@ def canonical_non_lin(name: object) -> object:
     if key not in _ALIASES:
         raise ValueError(f"expected one of {', '.join(NON_LINEARITIES)} (or Maze's 'torch.nn.ReLU' style)")
     return _ALIASES[key]
+
+
+document_choices(canonical_non_lin, NON_LINEARITIES)

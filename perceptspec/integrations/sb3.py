@@ -66,7 +66,14 @@ _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
 
 def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
     """The space of what SB3's `preprocess_obs` hands the networks: Discrete and MultiDiscrete become one-hot
-    Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries."""
+    Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from perceptspec.integrations.sb3 import network_observation_space
+        >>> network_observation_space(gym.spaces.Discrete(3)).shape
+        (3,)
+    """
     if isinstance(space, gym.spaces.Dict):
         return gym.spaces.Dict({k: network_observation_space(v) for k, v in space.spaces.items()})
     if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
@@ -82,7 +89,15 @@ def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
 def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize_images: bool,
                    shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     """SB3's preprocessing of `obs` (one-hot, float, image scaling), keyed as the networks read it, each input
-    reshaped to (batch, *its shape in `shapes`)."""
+    reshaped to (batch, *its shape in `shapes`).
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> from perceptspec.integrations.sb3 import network_inputs
+        >>> inputs = network_inputs(torch.tensor([2]), gym.spaces.Discrete(3), True, {"observation": (3,)})
+        >>> inputs["observation"]
+        tensor([[0., 0., 1.]])
+    """
     x = preprocess_obs(obs, observation_space, normalize_images=normalize_images)
     named = x if isinstance(x, dict) else {OBSERVATION: x}
     return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
@@ -100,6 +115,14 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
 
     Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
     module computing logits and value; it holds every parameter).
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+        >>> model = PPO(SpecActorCriticPolicy, "CartPole-v1", n_steps=64,
+        ...             policy_kwargs={"config": "perceptspec/examples/cartpole.yaml"})
+        >>> sorted(model.policy.models.specs)
+        ['critic', 'policy']
     """
 
     models: Models

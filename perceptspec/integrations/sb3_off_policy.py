@@ -99,7 +99,16 @@ class _SpecNetwork(BasePolicy):
 
 
 class SpecSACActor(_SpecNetwork):
-    """SAC's actor: SB3's squashed Gaussian over the head's means and (clamped) log standard deviations."""
+    """SAC's actor: SB3's squashed Gaussian over the head's means and (clamped) log standard deviations.
+
+    Example:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> type(model.actor).__name__
+        'SpecSACActor'
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
@@ -127,7 +136,16 @@ class SpecSACActor(_SpecNetwork):
 
 
 class SpecTD3Actor(_SpecNetwork):
-    """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1]."""
+    """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1].
+
+    Example:
+        >>> from stable_baselines3 import TD3
+        >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
+        >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> type(model.actor).__name__
+        'SpecTD3Actor'
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
@@ -142,7 +160,17 @@ class SpecTD3Actor(_SpecNetwork):
 
 
 class SpecQNetwork(_SpecNetwork):
-    """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest."""
+    """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest.
+
+    Example:
+        >>> from stable_baselines3 import DQN
+        >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
+        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
+        ...                                    "hidden_units": [64, 64]}]}}
+        >>> model = DQN(SpecDQNPolicy, "CartPole-v1", buffer_size=1000, policy_kwargs={"config": config})
+        >>> type(model.q_net).__name__
+        'SpecQNetwork'
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
@@ -158,7 +186,16 @@ class SpecQNetwork(_SpecNetwork):
 
 class SpecStateActionCritic(BaseModel):
     """SB3's continuous critic: `n` Q networks over (observations, action), each a module built from the critic's
-    spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss)."""
+    spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss).
+
+    Example:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> type(model.critic).__name__, len(model.critic.q_networks)
+        ('SpecStateActionCritic', 2)
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any],
                  q_networks: Sequence[nn.Module], obs_shapes: Mapping[str, tuple[int, ...]],
@@ -242,6 +279,14 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
 
     config: a composer config with a policy (head 'action': means and log stds) and a `state_action` critic.
     n_critics: how many Q networks (SB3's default 2); allow: as `ps.compose`'s.
+
+    Example:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> model.policy.actor is model.actor
+        True
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
@@ -270,6 +315,14 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 
     config: a composer config with a policy (head 'action': the action, before tanh) and a `state_action` critic.
     n_critics: how many Q networks (TD3: 2, DDPG: 1 — SB3's DDPG passes n_critics=1 itself); allow: as compose's.
+
+    Example:
+        >>> from stable_baselines3 import TD3
+        >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
+        >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> model.policy.critic_target is model.critic_target
+        True
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
@@ -294,7 +347,17 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 
 
 class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
-    """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values."""
+    """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values.
+
+    Example:
+        >>> from stable_baselines3 import DQN
+        >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
+        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
+        ...                                    "hidden_units": [64, 64]}]}}
+        >>> model = DQN(SpecDQNPolicy, "CartPole-v1", buffer_size=1000, policy_kwargs={"config": config})
+        >>> model.policy.q_net_target is model.q_net_target
+        True
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Discrete, lr_schedule: Schedule,
                  config: Config, *, normalize_images: bool = True,
