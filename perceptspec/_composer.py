@@ -52,6 +52,13 @@ Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
 VALUE_KEY = "value"
 STATE_ACTION = "state_action"
+DELTA_STATE = "delta_state"
+ACTION_VALUE_KINDS = (STATE_ACTION, "shared_state_action")
+SHARED_KINDS = ("shared_state", "shared_state_action")
+#: what a delta-state critic reads after the first sub-step (Maze's DeltaStateCriticComposer)
+PREV_VALUE_KEY, PREV_VALUE_SHAPE = "prev_value", (1,)
+#: a state-action critic's output in Maze's layout (its network takes `output_shapes`)
+MAZE_Q_VALUE = "q_value"
 SHARED_CRITIC = "shared"
 
 
@@ -94,9 +101,12 @@ class Models:
     @property
     def actor_critic(self) -> nn.Module:
         """One module computing action logits and the value in one call, shared embeddings computed once."""
-        if self.critic_kind == STATE_ACTION:
+        if self.critic_kind in ACTION_VALUE_KINDS:
             raise SpecError("Models", ["no actor_critic: a state-action critic reads the actions, which the policy "
                                        "samples from its logits; call models.policy, then models.critic"])
+        if self.critic_kind == DELTA_STATE:
+            raise SpecError("Models", ["no actor_critic: a delta-state critic reads the previous sub-step's value; "
+                                       "call models.policies[step], then models.critics[step]"])
         return _single(self.actor_critics, "actor_critics")
 
 
@@ -162,19 +172,69 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
 
-    policies = {step: _policy(policy_cfg, i, len(obs), obs[step], logits[step], distributions[step], build, step)
-                for i, step in enumerate(obs)}
-    critic_inputs = {step: {**obs[step], **policies[step].exports} for step in obs}
-    if kind == STATE_ACTION:
-        critic_inputs = {step: _with_actions(critic_inputs[step], spaces.action_shapes(act_spaces[step]))
-                         for step in obs}
-    if kind == "shared_state":
-        critic_inputs = {SHARED_CRITIC: _union(critic_inputs)}
-    critics = {} if kind == "none" else {
-        step: _critic(critic_cfg, i, len(critic_inputs), shapes, build, step)
-        for i, (step, shapes) in enumerate(critic_inputs.items())}
-
+    policies = {step: _policy(policy_cfg, step, list(obs), obs[step], logits[step], distributions[step], build)
+                for step in obs}
+    plan = {} if kind == "none" else _critic_plan(kind, critic_cfg, obs, policies, act_spaces)
+    critics = {step: _critic(critic_cfg, step, list(plan), inputs, outputs, build)
+               for step, (inputs, outputs) in plan.items()}
     return assemble_models(policies, critics, obs, logits, kind)
+
+
+def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Shapes],
+                 policies: Mapping[StepKey, Network], act_spaces: Mapping[StepKey, Any]
+                 ) -> dict[StepKey, tuple[Shapes, Shapes | None]]:
+    """Per critic network (per sub-step, or one shared): the shapes of its inputs, and for a state-action critic
+    in Maze's layout the outputs it must give (None: 'value').
+
+    Inputs are the observations plus the keys the policy shares (its extra outputs); a delta-state critic's after
+    the first sub-step also read the previous sub-step's value ('prev_value', (1,)), as Maze's; a shared critic reads
+    the union over sub-steps. A state-action critic reads the actions too (`spaces.action_shapes`: one-hot for
+    Discrete) and outputs 'value' - unless its network takes `output_shapes` (Maze's layout): then it outputs
+    'q_value', or, when every action it sees is Discrete, one '<action>_q_values' per action without reading them.
+    """
+    import gymnasium as gym
+
+    from perceptspec import spaces
+
+    inputs: dict[StepKey, Shapes] = {step: {**obs[step], **policies[step].exports} for step in obs}
+    actions: dict[StepKey, dict[str, Any]] = {step: spaces.action_spaces(act_spaces[step]) for step in obs}
+    if kind == DELTA_STATE:
+        inputs = {step: {**shapes, PREV_VALUE_KEY: PREV_VALUE_SHAPE} if i else shapes
+                  for i, (step, shapes) in enumerate(inputs.items())}
+    if kind in SHARED_KINDS:
+        inputs = {SHARED_CRITIC: _union(inputs)}
+    if kind not in ACTION_VALUE_KINDS:
+        return {step: (shapes, None) for step, shapes in inputs.items()}
+    if kind in SHARED_KINDS:
+        actions = {SHARED_CRITIC: _merged_actions(actions)}
+    plan: dict[StepKey, tuple[Shapes, Shapes | None]] = {}
+    for step, shapes in inputs.items():
+        action_shapes = {name: spaces.action_shapes(space)["action"] for name, space in actions[step].items()}
+        target, _ = _network(section, step, list(inputs), "critic")
+        if not _takes_output_shapes(target):
+            plan[step] = (_with_actions(shapes, action_shapes), None)
+        elif all(isinstance(space, gym.spaces.Discrete) for space in actions[step].values()):
+            plan[step] = (shapes, {f"{name}_q_values": shape for name, shape in action_shapes.items()})
+        else:
+            plan[step] = (_with_actions(shapes, action_shapes), {MAZE_Q_VALUE: (1,)})
+    return plan
+
+
+def _merged_actions(actions: Mapping[StepKey, Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for step, step_actions in actions.items():
+        for name, space in step_actions.items():
+            if merged.setdefault(name, space) != space:
+                raise SpecError("shared state-action critic", [f"action {name!r} is {merged[name]} in one sub-step "
+                                                               f"and {space} in sub-step {step}"])
+    return merged
+
+
+def _takes_output_shapes(target: str) -> bool:
+    try:
+        return "output_shapes" in inspect.signature(resolve(target)).parameters
+    except (TypeError, ValueError):
+        return False  # `_build` reports a target without a signature
 
 
 def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKey, Network],
@@ -182,10 +242,10 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
     for step in obs:
-        critic = critics.get(SHARED_CRITIC if kind == "shared_state" and len(obs) == 1 else step)
+        critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":
             actor_critics[step] = policies[step].module
-        elif critic is not None and kind != STATE_ACTION:
+        elif critic is not None and kind not in (*ACTION_VALUE_KINDS, DELTA_STATE):
             actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
     specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
              **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
@@ -206,9 +266,9 @@ class Network:
     exports: Shapes
 
 
-def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, logits: Shapes,
-            distributions: Mapping[str, str], build: _Build, step: StepKey) -> Network:
-    target, kwargs = _network(section, index, steps, "policy")
+def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs: Shapes, logits: Shapes,
+            distributions: Mapping[str, str], build: _Build) -> Network:
+    target, kwargs = _network(section, step, steps, "policy")
     where = f"policy network {target}"
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
@@ -221,18 +281,23 @@ def _policy(section: Mapping[str, Any], index: int, steps: int, obs: Shapes, log
     return Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
-def _critic(section: Mapping[str, Any], index: int, steps: int, inputs: Shapes, build: _Build,
-            step: StepKey) -> Network:
-    target, kwargs = _network(section, index, steps, "critic")
+def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inputs: Shapes,
+            outputs: Shapes | None, build: _Build) -> Network:
+    target, kwargs = _network(section, step, steps, "critic")
     where = f"critic network {target}"
+    if outputs is not None:
+        kwargs = {**kwargs, "output_shapes": outputs}
     built = _build(target, (inputs,), kwargs, where)
     if not isinstance(built, Block):
         return Network(built, None, dict(inputs), {})
-    spec = _configure_critic(_as_graph(built), section)
+    heads = set(outputs) if outputs is not None else {VALUE_KEY}
+    spec = _apply_init(_as_graph(built), section.get("init"), heads, "critic.init")
     in_shapes = _used(spec, inputs, where)
     shapes = infer_shapes(spec, in_shapes)
-    value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
-    _check_outputs(spec, shapes, {VALUE_KEY: value_shape if value_shape == () else (1,)}, where)
+    if outputs is None:
+        value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
+        outputs = {VALUE_KEY: value_shape if value_shape == () else (1,)}
+    _check_outputs(spec, shapes, outputs, where)
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
@@ -250,12 +315,21 @@ def _steps(space: Any, space_type: type) -> dict[StepKey, Any]:
     return {0: space} if isinstance(space, space_type) else dict(space)
 
 
-def _network(section: Mapping[str, Any], index: int, steps: int, name: str) -> tuple[str, dict[str, Any]]:
-    networks = section["networks"]  # a non-empty list of mappings with a '_target_' (checked by load_config)
-    if len(networks) not in (1, steps):
-        raise SpecError(f"config '{name}.networks'", [f"expected 1 network or one per sub-step ({steps}), "
+def _network(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], name: str) -> tuple[str, dict[str, Any]]:
+    """The target and arguments of the network of `step`: `networks` is a list (one entry for all sub-steps, or
+    one per sub-step in order) or a mapping by sub-step key (checked by load_config)."""
+    networks = section["networks"]
+    if isinstance(networks, Mapping):
+        by_key = {str(k): entry for k, entry in networks.items()}  # YAML may give 0 where the env says '0', or back
+        if sorted(by_key) != sorted(str(s) for s in steps):
+            raise SpecError(f"config '{name}.networks'", [f"expected one network per sub-step {steps}, got networks "
+                                                         f"for {list(networks)}"])
+        entry = by_key[str(step)]
+    elif len(networks) in (1, len(steps)):
+        entry = networks[steps.index(step) if len(networks) == len(steps) else 0]
+    else:
+        raise SpecError(f"config '{name}.networks'", [f"expected 1 network or one per sub-step ({len(steps)}), "
                                                      f"got {len(networks)}"])
-    entry = networks[index if len(networks) == steps else 0]
     kwargs = {k: v for k, v in entry.items() if k != "_target_"}
     return entry["_target_"], kwargs
 
@@ -357,10 +431,6 @@ def _bias(distribution: str, value: Any, where: str) -> CategoricalBias | Bernou
     if distribution == "bernoulli":
         return BernoulliBias(value)
     raise SpecError(where, [f"head biasing needs a categorical or bernoulli action, this one is {distribution}"])
-
-
-def _configure_critic(spec: Graph, section: Mapping[str, Any]) -> Block:
-    return _apply_init(spec, section.get("init"), {VALUE_KEY}, "critic.init")
 
 
 def _apply_init(spec: Graph, init_cfg: Any, head_keys: set[str], where: str) -> Block:

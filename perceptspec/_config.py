@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from perceptspec._errors import SpecError, did_you_mean
+from perceptspec._maze import is_maze_config, translate
 from perceptspec._yaml import load_yaml
 
 CHECK_MODES = ("always", "first", "off")
-CRITIC_KINDS = ("state", "shared_state", "state_action", "none")
+#: every kind but 'none' needs networks; Maze's critic composers map to these (perceptspec._maze)
+CRITIC_KINDS = ("state", "shared_state", "state_action", "shared_state_action", "delta_state", "none")
 
 Check = Callable[[object], str | None]  # the problem with a value, or None
 
@@ -43,9 +45,13 @@ def _mapping_or_none(value: object) -> str | None:
 
 
 def _network_list(value: object) -> str | None:
-    if not isinstance(value, list) or not value:
-        return f"expected a non-empty list of networks (each a mapping with a '_target_'), got {value!r}"
-    for i, entry in enumerate(value):
+    """A non-empty list of network entries (one for all sub-steps or one per sub-step, in order), or a mapping of
+    sub-step keys to entries (as Maze's configs may give them)."""
+    entries = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    if not value or not entries:
+        return (f"expected a non-empty list of networks (each a mapping with a '_target_') or a mapping of sub-steps "
+                f"to networks, got {value!r}")
+    for i, entry in entries:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("_target_"), str):
             return f"[{i}] expected a mapping with a '_target_' import path, got {entry!r}"
     return None
@@ -69,6 +75,8 @@ def load_config(config: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
         data = load_yaml(path.read_text(), f"config {path}")
     if not isinstance(data, Mapping):
         raise SpecError(f"config {config}", [f"expected a mapping at the top level, got {type(data).__name__}"])
+    if is_maze_config(data):
+        data = translate(data)
     check_config(data)
     return data
 
@@ -83,7 +91,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     if isinstance(policy, Mapping):
         problems += _section_problems(policy, POLICY_KEYS, "policy", required=("networks",))
     if isinstance(critic, Mapping):
-        required = ("networks",) if critic.get("kind", "state") in CRITIC_KINDS[:3] else ()
+        required = ("networks",) if critic.get("kind", "state") != "none" else ()
         problems += _section_problems(critic, CRITIC_KEYS, "critic", required=required)
     for name, section in (("policy", policy), ("critic", critic)):
         init = section.get("init") if isinstance(section, Mapping) else None

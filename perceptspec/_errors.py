@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
 
 class PerceptSpecError(Exception):
@@ -150,3 +151,9 @@ def did_you_mean(name: object, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(text, options, n=1, cutoff=0.75) or \
         [o for o in options if len(text) >= 3 and text in o]
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def refuse(where: str, problems: list[str]) -> NoReturn:
+    """Raise the `SpecError` of a config or template that cannot be read: one raise site for a family of checks whose
+    every message the error catalogue shows."""
+    raise SpecError(where, problems)

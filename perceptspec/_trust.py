@@ -27,7 +27,7 @@ from perceptspec._errors import NotAllowedError, SpecError
 __all__ = ["allow", "allowed_modules"]
 
 #: modules trusted without asking: the seed examples and the adapters' own network targets
-BUILTIN_ALLOWED = ("perceptspec.examples", "perceptspec.integrations")
+BUILTIN_ALLOWED = ("perceptspec.examples", "perceptspec.integrations", "perceptspec.templates")
 #: where torch defines its layer classes (`torch.nn.Linear` is `torch.nn.modules.linear.Linear`): those classes,
 #: and nothing else from torch, are allowed too
 LAYER_MODULES = "torch.nn.modules"

@@ -159,6 +159,11 @@ def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
     return shapes
 
 
+def action_spaces(space: gym.Space[Any]) -> dict[str, gym.Space[Any]]:
+    """Action name -> the space of that action."""
+    return _named(space, "action")
+
+
 def action_names(space: gym.Space[Any]) -> list[str]:
     """The names of the actions of an action space: a Dict's keys, else 'action'.
 

@@ -12,13 +12,17 @@ function) under a name, so specs hold a string, stay hashable and serialize, and
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from pyrsistent import pmap
+
 from perceptspec._errors import SpecError
 from perceptspec._spec._block import Block
-from perceptspec._spec._descriptor import descriptor
+from perceptspec._spec._descriptor import descriptor, ordered_items
+from perceptspec._spec._plain import frozen_plain, plain_problem, thaw
 
 __all__ = ["ActionMasking", "Concat", "Correlation", "Flatten", "Functional", "GlobalAveragePooling",
            "MaskedGlobalPooling", "MultiIndexSlicing", "POOLING_FUNCTIONS", "RepeatToMatch", "Slice",
@@ -354,6 +358,11 @@ def registered_function(name: str) -> RegisteredFunction:
         raise SpecError("Functional", [_unknown_function(name)]) from None
 
 
+def thawed_params(block: Functional) -> dict[str, object]:
+    """A Functional's params as its functions receive them (tuples and dicts, keys in sorted order)."""
+    return {k: thaw(v) for k, v in ordered_items(block.params)}
+
+
 def _unknown_function(name: str) -> str:
     return (f"field 'func': no function is registered as {name!r} (register it with ps.register_function before "
             f"building or loading the spec; known: {', '.join(sorted(_functions))})")
@@ -364,9 +373,13 @@ class Functional(Block):
     """Applies the registered function named `func` (see `register_function`), as Maze's FunctionalBlock does
     with a callable: each input is a positional argument, each output goes to one out key.
 
+    `params` are keyword arguments of both the shape and the tensor function (plain values: numbers, strings, lists
+    and dicts of them), so one registered function serves many settings where Maze's FunctionalBlock needs a closure.
+
     Built-ins: 'identity' (any inputs, unchanged), 'sum_last' / 'mean_last' / 'max_last' ((..., F) -> (...)),
     'softmax_last' / 'log_softmax_last' (over the last dim), 'add' / 'mul' (two inputs of equal rank, broadcast
-    where a size is 1).
+    where a size is 1), 'support_to_scalar' (params `support_range: [low, high]`: (..., high - low + 1) logits ->
+    (...), the softmax-weighted sum of the integers low..high, as Maze's categorical value heads compute).
 
     Example:
         >>> block = ps.Functional(in_keys="x", out_keys="p", func="softmax_last")
@@ -376,14 +389,38 @@ class Functional(Block):
 
     n_inputs: ClassVar[int | None] = None
     n_outputs: ClassVar[int | None] = None
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"params": frozen_plain}
 
     func: str
     """Name of a function registered with `register_function` (e.g. 'identity', 'softmax_last')."""
+    params: Mapping[str, object] = pmap()
+    """Keyword arguments of the function (plain values), e.g. {'support_range': [-10, 10]}."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
         if self.func not in _functions:
             yield _unknown_function(self.func)
+            return
+        for name, value in self.params.items():
+            if problem := plain_problem(value, f"params[{name!r}]"):
+                yield f"field 'params': expected plain values (numbers, strings, lists and dicts of them); {problem}"
+        if self.params and (problem := _keyword_problem(_functions[self.func].shape_fn, self.params)):
+            yield f"field 'params': function {self.func!r} {problem}"
+
+
+def _keyword_problem(fn: Callable[..., Any], params: Mapping[str, object]) -> str | None:
+    """Why `fn` cannot take `params` as keyword arguments, or None."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None  # no signature to check against: the fold reports what the call does
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    # the inputs come positionally: keyword arguments are the keyword-only ones and those with defaults
+    named = [n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+             or p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is not inspect.Parameter.empty]
+    unknown = sorted(k for k in params if k not in named)
+    return f"takes no keyword argument(s) {unknown} (its keyword arguments: {named})" if unknown else None
 
 
 def _same_shapes(*shapes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
@@ -406,10 +443,20 @@ def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(x, y) for x, y in zip(a, b))
 
 
+def _support_to_scalar_shape(shape: tuple[int, ...], *, support_range: Sequence[int]) -> tuple[int, ...]:
+    if len(support_range) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in support_range) \
+            or support_range[0] >= support_range[1]:
+        raise ValueError(f"support_range as [low, high], two ints with low < high (got {list(support_range)})")
+    size = support_range[1] - support_range[0] + 1
+    if not shape or shape[-1] != size:
+        raise ValueError(f"a shape (..., {size}): one logit per integer of support_range {list(support_range)}")
+    return shape[:-1]
+
+
 BUILTIN_FUNCTIONS: dict[str, ShapeFunction] = {
     "identity": _same_shapes, "sum_last": _drop_last, "mean_last": _drop_last, "max_last": _drop_last,
     "softmax_last": _softmax_shape, "log_softmax_last": _softmax_shape, "add": _broadcast_shape,
-    "mul": _broadcast_shape,
+    "mul": _broadcast_shape, "support_to_scalar": _support_to_scalar_shape,
 }
 for _name, _shape_fn in BUILTIN_FUNCTIONS.items():
     register_function(_name, _shape_fn)

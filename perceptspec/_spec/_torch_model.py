@@ -13,6 +13,7 @@ from perceptspec._core import Shape
 from perceptspec._errors import NotAllowedError, SpecError
 from perceptspec._spec._block import Block
 from perceptspec._spec._descriptor import descriptor, ordered_items
+from perceptspec._spec._plain import frozen_plain, plain_problem, thaw
 from perceptspec._trust import resolve_allowed
 
 __all__ = ["TorchModel"]
@@ -22,42 +23,6 @@ _NAME = r"[A-Za-z_]\w*"
 FACTORY_PATH = re.compile(rf"{_NAME}(?:\.{_NAME})*:{_NAME}(?:\.{_NAME})*|{_NAME}(?:\.{_NAME})+")
 #: the keyword argument the block itself passes to factories that take it
 IN_SHAPES_ARGUMENT = "in_shapes"
-
-
-def _freeze(value: object) -> object:
-    """Lists and tuples -> tuples, dicts -> pmaps, all the way down: a hashable value that still reads the same."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping):
-        return pmap({k: _freeze(v) for k, v in value.items()})
-    return value
-
-
-#: how deep a factory's kwargs may nest (lists in dicts in lists ...): ample for any factory, and every walk over them
-#: (freezing, checking, YAML, hashing) stays far from Python's recursion limit
-MAX_KWARGS_DEPTH = 100
-
-
-def _nesting_depth(value: object) -> int:
-    """How deep lists, tuples and mappings nest in `value` (iterative: the value may come from untrusted YAML)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, tuple)) or isinstance(item, Mapping):
-            children = item.values() if isinstance(item, Mapping) else item
-            deepest = max(deepest, depth + 1)
-            if deepest > MAX_KWARGS_DEPTH:
-                break
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _frozen_kwargs(value: object) -> object:
-    if not isinstance(value, Mapping):
-        return value
-    if _nesting_depth(value) > MAX_KWARGS_DEPTH:
-        raise ValueError(f"expected plain values nested at most {MAX_KWARGS_DEPTH} levels deep")
-    return _freeze(value)
 
 
 def _one_shape(value: object) -> object:
@@ -76,24 +41,6 @@ def _int_to_ints(value: object) -> object:
 def as_dims(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
     """A num_dims field as it is after construction: a tuple (or None), typed for mypy."""
     return (value,) if isinstance(value, int) else None if value is None else tuple(value)
-
-
-def _plain_problem(value: object, where: str) -> str | None:
-    """Why `value` is not a plain (YAML-ready, hashable) value, or None."""
-    if isinstance(value, float) and value != value:
-        return f"{where} is NaN (NaN != NaN: the spec would not equal itself)"
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return None
-    if isinstance(value, tuple):
-        return next((p for i, v in enumerate(value) if (p := _plain_problem(v, f"{where}[{i}]"))), None)
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                return f"{where} has a non-string key {k!r}"
-            if problem := _plain_problem(v, f"{where}[{k!r}]"):
-                return problem
-        return None
-    return f"{where} is a {type(value).__qualname__}"
 
 
 @descriptor
@@ -129,7 +76,7 @@ class TorchModel(Block):
 
     n_inputs = None
     n_outputs = None
-    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"kwargs": _frozen_kwargs, "out_shapes": _one_shape,
+    _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"kwargs": frozen_plain, "out_shapes": _one_shape,
                                                                  "in_num_dims": _int_to_ints,
                                                                  "out_num_dims": _int_to_ints}
 
@@ -156,7 +103,7 @@ class TorchModel(Block):
             yield (f"field 'kwargs': '{IN_SHAPES_ARGUMENT}' is passed by the block (the shapes come from the fold); "
                    f"remove it from kwargs")
         for name, value in self.kwargs.items():
-            if problem := _plain_problem(value, f"kwargs[{name!r}]"):
+            if problem := plain_problem(value, f"kwargs[{name!r}]"):
                 yield (f"field 'kwargs': expected plain values (None, bool, int, float, str, lists and dicts of "
                        f"them) so the spec stays hashable and serializable; {problem}")
         yield from self._count_problems("out_shapes", self.out_shapes, self.out_keys)
@@ -221,17 +168,6 @@ def factory_error(block: TorchModel, problem: str) -> SpecError:
     return SpecError(block._where(), [f"field 'module_factory' ({block.module_factory!r}): {problem}"])
 
 
-def _thaw(value: object) -> object:
-    """A kwarg as the factory receives it: pmaps become dicts (keys in sorted order: a pmap iterates in hash order,
-    which differs between processes, and a factory may build its layers in the order of its kwargs), tuples stay
-    tuples."""
-    if isinstance(value, tuple):
-        return tuple(_thaw(v) for v in value)
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in ordered_items(value)}
-    return value
-
-
 def takes_in_shapes(factory: Callable[..., Any]) -> bool:
     """Whether the factory has a parameter named `in_shapes` (a bare `**kwargs` does not count)."""
     try:
@@ -248,7 +184,7 @@ def call_factory(block: TorchModel, shapes: Sequence[Shape]) -> object:
     a `SpecError` when the call fails. Whether it returned a module is the torch layer's to check
     (`factory_error` words it)."""
     factory = resolve_factory(block)
-    kwargs = {k: _thaw(v) for k, v in ordered_items(block.kwargs)}
+    kwargs = {k: thaw(v) for k, v in ordered_items(block.kwargs)}
     if takes_in_shapes(factory):
         kwargs[IN_SHAPES_ARGUMENT] = dict(zip(block.in_keys, shapes))
     try:

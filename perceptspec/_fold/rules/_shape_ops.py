@@ -13,7 +13,7 @@ from perceptspec._core import Shape
 from perceptspec._fold._rules import Mismatch, label_rules, param_rules, require_rank, shape_rules
 from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
                                MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
-from perceptspec._spec._shape_ops import as_ints, registered_function
+from perceptspec._spec._shape_ops import as_ints, registered_function, thawed_params
 
 
 def feature_index(shape: Shape, index: int, field: str, dim: int) -> int:
@@ -241,7 +241,7 @@ def _functional_shape_rule(block: Functional, ins: tuple[Shape, ...]) -> tuple[S
     fn = registered_function(block.func)
     index, got = (0, ins[0]) if len(ins) == 1 else (None, list(ins))
     try:
-        result = fn.shape_fn(*ins)
+        result = fn.shape_fn(*ins, **thawed_params(block))
     except ValueError as e:
         raise Mismatch(index, f"{e or 'shapes it accepts'} (function {block.func!r})", got) from None
     except Exception as e:  # a shape function that fails otherwise still must not escape as a raw error
@@ -257,4 +257,5 @@ def _functional_shape_rule(block: Functional, ins: tuple[Shape, ...]) -> tuple[S
 
 @label_rules.register(Functional)
 def _functional_label_rule(block: Functional, ins: tuple[Shape, ...]) -> str:
-    return f"Functional {block.func}"
+    params = ", ".join(f"{k}={v!r}" for k, v in thawed_params(block).items())
+    return f"Functional {block.func}({params})" if params else f"Functional {block.func}"

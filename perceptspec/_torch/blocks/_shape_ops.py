@@ -17,7 +17,7 @@ from perceptspec._fold._rules import shape_rules
 from perceptspec._fold.rules._shape_ops import actor_actions, correlation_alignment, feature_index, pooled_dims
 from perceptspec._spec import (ActionMasking, Concat, Correlation, Flatten, Functional, GlobalAveragePooling,
                                Initializer, MaskedGlobalPooling, MultiIndexSlicing, RepeatToMatch, Slice)
-from perceptspec._spec._shape_ops import as_ints, registered_function
+from perceptspec._spec._shape_ops import as_ints, registered_function, thawed_params
 from perceptspec._torch._tables import torch_builders
 
 
@@ -261,10 +261,17 @@ def _log_softmax_last(x: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(x, -1)
 
 
+def _support_to_scalar(logits: torch.Tensor, *, support_range: tuple[int, int]) -> torch.Tensor:
+    low, high = support_range
+    support = torch.arange(low, high + 1, dtype=logits.dtype, device=logits.device)
+    return (torch.softmax(logits, -1) * support).sum(-1)
+
+
 #: tensor functions of the built-ins that `perceptspec._spec._shape_ops.BUILTIN_FUNCTIONS` names
 BUILTIN_TENSOR_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "identity": _identity, "sum_last": _sum_last, "mean_last": _mean_last, "max_last": _max_last,
     "softmax_last": _softmax_last, "log_softmax_last": _log_softmax_last, "add": torch.add, "mul": torch.mul,
+    "support_to_scalar": _support_to_scalar,
 }
 
 
@@ -275,6 +282,7 @@ class _Functional(nn.Module):
     def __init__(self, block: Functional, fn: Callable[..., Any], ins: tuple[Shape, ...], check: bool) -> None:
         super().__init__()
         self.name, self.fn, self.n_outputs = block.func, fn, len(block.out_keys)
+        self.params = thawed_params(block)
         self.out_keys, self.check = tuple(block.out_keys), check
         self.out_shapes = shape_rules.lookup(Functional)(block, ins)
         self.in_rank = len(ins[0])
@@ -282,7 +290,7 @@ class _Functional(nn.Module):
         self.block_path: str | None = None  # set by build_blocks: errors name the block
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        out = self.fn(*xs)
+        out = self.fn(*xs, **self.params)
         outs = (out,) if isinstance(out, torch.Tensor) else tuple(out) if isinstance(out, Sequence) else (out,)
         if len(outs) != self.n_outputs or not all(isinstance(o, torch.Tensor) for o in outs):
             raise ShapeError(f"function {self.name!r} returned {type(out).__name__} (of {len(outs)}), expected "
