@@ -149,11 +149,41 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
         (torch.Size([1, 2]), torch.Size([1, 1]))
     """
     with allowing(allow, "compose(allow=...)"):
-        return _compose(load_config(config), observation_space, action_space)
+        return assemble_models(*_networks(load_config(config), observation_space, action_space, materialize=True))
 
 
-def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
-             action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
+@dataclasses.dataclass(frozen=True)
+class ComposedSpecs:
+    """What `compose_specs` returns: the networks `compose` would build, worked out and checked (config, specs,
+    shapes, heads) but not materialized. Fields as `Models`' (`specs` and `in_shapes` by network name):
+    `policies` / `critics` hold the module of a plain `nn.Module` network, None for a spec."""
+
+    policies: dict[StepKey, nn.Module | None]
+    critics: dict[StepKey, nn.Module | None]
+    specs: dict[str, Block | None]
+    in_shapes: dict[str, Shapes]
+    obs_shapes: dict[StepKey, Shapes]
+    action_logits_shapes: dict[StepKey, Shapes]
+    critic_kind: str
+
+
+def compose_specs(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
+                  action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> ComposedSpecs:
+    """`compose` without materializing: what the command line's summary, check and render read. Imports no torch
+    unless a network is a plain `nn.Module` (or a TorchModel without declared out_shapes needs it to fold)."""
+    with allowing(allow, "compose(allow=...)"):
+        policies, critics, obs, logits, kind = _networks(load_config(config), observation_space, action_space,
+                                                         materialize=False)
+    return ComposedSpecs({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
+                         *_by_name(policies, critics), obs, logits, kind)
+
+
+def _networks(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
+              action_space: gym.Space[Any] | Mapping[Any, Any], materialize: bool
+              ) -> tuple[dict[StepKey, Network], dict[StepKey, Network], dict[StepKey, Shapes],
+                         dict[StepKey, Shapes], str]:
+    """The policy and critic networks by sub-step (materialized, or specs only), the observation and logits
+    shapes by sub-step, and the critic kind."""
     import gymnasium as gym
 
     from perceptspec import spaces
@@ -167,7 +197,7 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False), materialize)
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
@@ -177,7 +207,7 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     plan = {} if kind == "none" else _critic_plan(kind, critic_cfg, obs, policies, act_spaces)
     critics = {step: _critic(critic_cfg, step, list(plan), inputs, outputs, build)
                for step, (inputs, outputs) in plan.items()}
-    return assemble_models(policies, critics, obs, logits, kind)
+    return policies, critics, obs, logits, kind
 
 
 def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Shapes],
@@ -244,26 +274,36 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":
-            actor_critics[step] = policies[step].module
+            actor_critics[step] = policies[step].built
         elif critic is not None and kind not in (*ACTION_VALUE_KINDS, DELTA_STATE):
             actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
-    specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
-             **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
-    in_shapes = {**{network_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
-                 **{network_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
-    return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
-                  actor_critics, specs, in_shapes, obs, logits, kind)
+    return Models({s: n.built for s, n in policies.items()}, {s: n.built for s, n in critics.items()},
+                  actor_critics, *_by_name(policies, critics), obs, logits, kind)
+
+
+def _by_name(policies: Mapping[StepKey, Network], critics: Mapping[StepKey, Network]
+             ) -> tuple[dict[str, Block | None], dict[str, Shapes]]:
+    """The specs and input shapes of the networks by name ('policy', 'critic', 'policy[0]')."""
+    named = {**{network_name("policy", s, len(policies)): n for s, n in policies.items()},
+             **{network_name("critic", s, len(critics)): n for s, n in critics.items()}}
+    return {name: n.spec for name, n in named.items()}, {name: n.in_shapes for name, n in named.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """One composed network: its module, its spec (None for a plain module), the shapes of what it reads, and
-    for a policy the extra keys it outputs for the critic (a shared embedding) with their folded shapes."""
+    """One composed network: its module (None for a spec `compose_specs` did not materialize), its spec (None for
+    a plain module), the shapes of what it reads, and for a policy the extra keys it outputs for the critic (a
+    shared embedding) with their folded shapes."""
 
-    module: nn.Module
+    module: nn.Module | None
     spec: Block | None
     in_shapes: Shapes
     exports: Shapes
+
+    @property
+    def built(self) -> nn.Module:
+        assert self.module is not None, "compose materializes every network"
+        return self.module
 
 
 def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs: Shapes, logits: Shapes,
@@ -353,8 +393,6 @@ def resolve(target: str) -> Any:
 
 def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], where: str) -> Any:
     """Call a spec function or construct a plain nn.Module class with the shapes and the config's arguments."""
-    from torch import nn
-
     fn = resolve(target)
     if not callable(fn):
         raise SpecError(where, [f"_target_ is not callable: {fn!r}"])
@@ -365,7 +403,11 @@ def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], wher
                                 f"function or nn.Module class of yours"]) from None
     _check_arguments(signature, shapes, kwargs, where)
     built = fn(*shapes, **kwargs)
-    if not isinstance(built, (Block, nn.Module)):
+    if isinstance(built, Block):
+        return built
+    from torch import nn  # a plain module's class imported torch already
+
+    if not isinstance(built, nn.Module):
         raise SpecError(where, [f"expected a spec or an nn.Module, got {type(built).__name__}"])
     return built
 
@@ -481,14 +523,17 @@ def network_name(role: str, step: StepKey, steps: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Build:
-    """How the config asks every network to be materialized."""
+    """How the config asks every network to be materialized (and whether to, now: not for `compose_specs`)."""
 
     seed: int | None
     check: str
     check_finite: bool
+    materialize: bool
 
 
-def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module:
+def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module | None:
+    if not build.materialize:
+        return None
     from perceptspec._torch import materialize
 
     return materialize(spec, shapes, seed=_scoped_seed(build.seed, scope), check=build.check,
@@ -508,7 +553,7 @@ def _actor_critic(policy: Network, critic: Network, obs: Shapes) -> nn.Module:
     """One module for both (see `perceptspec._torch._actor_critic`)."""
     from perceptspec._torch._actor_critic import actor_critic
 
-    return actor_critic(policy.module, policy.spec, critic.module, critic.spec, obs)
+    return actor_critic(policy.built, policy.spec, critic.built, critic.spec, obs)
 
 
 # --- functional edits of specs: new specs from old ones, never a mutation (updates go through the constructors) --

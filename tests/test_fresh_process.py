@@ -155,6 +155,19 @@ with contextlib.redirect_stdout(sub):
     main(["render", "--help"])
 report = {"status": status, "help": out.getvalue(), "render": sub.getvalue(), "loaded": loaded()}
 """),
+    # first of the torch phase, where torch can be imported (and nothing has yet): the CLI still imports none of it
+    "cli_specs_only": Probe("torch", LOADED + """
+import contextlib, io, json, sys
+from perceptspec.cli import main
+ENV = "perceptspec.examples.inventory_env:InventoryGridEnv"
+outputs = {}
+for command in (["summary", "--json"], ["check", "--json"], ["render", "-o", OUT + "/cli", "--format", "dot"]):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([command[0], "perceptspec/examples/complex.yaml", "--env", ENV, *command[1:]])
+    outputs[command[0]] = {"status": status, "stdout": printed.getvalue()}
+report = {"outputs": outputs, "loaded": sorted(m for m in loaded() if not m.startswith("gymnasium"))}
+"""),
     "materialize_imports_torch": Probe("torch", """
 import sys
 import perceptspec as ps
@@ -367,6 +380,16 @@ def test_cli_help(report: dict[str, Any]) -> None:
 
 
 # --- torch: the block lifted --------------------------------------------------------------------------------------
+
+def test_cli_specs_only(report: dict[str, Any]) -> None:
+    """The command line's summary, check and render of the seed's Example 2 import no torch (issue #19)."""
+    assert report["loaded"] == []
+    outputs = report["outputs"]
+    assert all(o["status"] == 0 for o in outputs.values()), outputs
+    assert json.loads(outputs["summary"]["stdout"])["networks"]["policy"]["parameters"] == 128_988
+    assert json.loads(outputs["check"]["stdout"])["networks"]["critic"] == {"kind": "spec", "parameters": 128_361}
+    assert outputs["render"]["stdout"].split()[-1].endswith("actor_critic.dot")
+
 
 def test_materialize_imports_torch(report: dict[str, Any]) -> None:
     """The positive control: the same child does see torch once it materializes (so the checks above can fail)."""
