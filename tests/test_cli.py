@@ -271,11 +271,12 @@ class TestSpecFile:
     """A spec file (`ps.to_yaml`) instead of a config: shapes from --in-shapes or from the env's observations."""
 
     @pytest.fixture
-    def spec_file(self, tmp_path: Path) -> Path:
+    def spec_file(self) -> Path:
+        """Seed Example 1's policy as a spec file, as the docs use it."""
         from perceptspec.examples.cartpole import cartpole_policy
 
-        path = tmp_path / "policy.yaml"
-        path.write_text(ps.to_yaml(cartpole_policy({"observation": (4,)}, {"action": (2,)})))
+        path = EXAMPLES / "cartpole_policy_spec.yaml"
+        assert ps.from_yaml(path) == cartpole_policy({"observation": (4,)}, {"action": (2,)})
         return path
 
     def test_summary_check_and_render(self, spec_file: Path, tmp_path: Path) -> None:
