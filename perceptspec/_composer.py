@@ -119,14 +119,16 @@ def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
     return next(iter(modules.values()))
 
 
-def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
+def compose(config: Mapping[str, Any] | str | Path | None, observation_space: gym.Space[Any] | Mapping[Any, Any],
             action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> Models:
     """Build the policy (and critic) networks the config describes for the given spaces (Maze's custom model
     composer; the config's schema is in the module docstring above and on the site's "Composer config" page).
 
     Arguments:
         config: a mapping, or the path of a YAML file, in the seed's layout (`policy.networks`,
-            `critic.networks`, `_target_` + keyword arguments).
+            `critic.networks`, `_target_` + keyword arguments). None: the default networks
+            (`perceptspec.templates.DEFAULT_CONFIG`), Stable-Baselines3's default actor and critic for these
+            spaces (an MLP on vectors, a CNN per image, concatenation for dicts).
         observation_space: a gymnasium space; for a structured env a plain dict {sub-step: space} (a gymnasium
             Dict is one step).
         action_space: likewise.
@@ -148,8 +150,11 @@ def compose(config: Mapping[str, Any] | str | Path, observation_space: gym.Space
         >>> out["action"].shape, out["value"].shape
         (torch.Size([1, 2]), torch.Size([1, 1]))
     """
+    from perceptspec.templates import DEFAULT_CONFIG
+
     with allowing(allow, "compose(allow=...)"):
-        return assemble_models(*_networks(load_config(config), observation_space, action_space, materialize=True))
+        return assemble_models(*_networks(load_config(DEFAULT_CONFIG if config is None else config),
+                                          observation_space, action_space, materialize=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,13 +172,15 @@ class ComposedSpecs:
     critic_kind: str
 
 
-def compose_specs(config: Mapping[str, Any] | str | Path, observation_space: gym.Space[Any] | Mapping[Any, Any],
+def compose_specs(config: Mapping[str, Any] | str | Path | None, observation_space: gym.Space[Any] | Mapping[Any, Any],
                   action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> ComposedSpecs:
     """`compose` without materializing: what the command line's summary, check and render read. Imports no torch
     unless a network is a plain `nn.Module` (or a TorchModel without declared out_shapes needs it to fold)."""
+    from perceptspec.templates import DEFAULT_CONFIG
+
     with allowing(allow, "compose(allow=...)"):
-        policies, critics, obs, logits, kind = _networks(load_config(config), observation_space, action_space,
-                                                         materialize=False)
+        policies, critics, obs, logits, kind = _networks(load_config(DEFAULT_CONFIG if config is None else config),
+                                                         observation_space, action_space, materialize=False)
     return ComposedSpecs({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
                          *_by_name(policies, critics), obs, logits, kind)
 

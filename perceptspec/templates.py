@@ -27,14 +27,16 @@ classes: observations flattened and concatenated, a Dense body, heads.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from perceptspec._errors import did_you_mean, refuse
 from perceptspec._maze import maze_block_type
-from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, LinearOutput, NormC)
+from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, Initializer,
+                               LinearOutput, NormC, Orthogonal)
 
-__all__ = ["concat_perception", "template_policy", "template_state_value", "template_state_action_value",
+__all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy", "template_state_value", "template_state_action_value",
            "flatten_concat_policy", "flatten_concat_state_value", "flatten_concat_state_action_value",
            "flatten_concat_categorical_state_value", "flatten_concat_shared_embedding_policy",
            "flatten_concat_shared_embedding_state_value", "flatten_concat_masked_policy"]
@@ -80,11 +82,8 @@ def template_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, modality_c
                     shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's policy: the perception net, one LinearOutput head per action on 'latent'; with
     shared embedding keys the policy outputs them too (for the critic)."""
-    net = concat_perception(obs_shapes, modality_config, observation_modality_mapping)
-    shared = _shared_keys(net, shared_embedding_keys)
-    heads = {action: LinearOutput(in_keys=LATENT, out_keys=action, output_units=_units(shape, action),
-                                  init=HEAD_INIT) for action, shape in action_logits_shapes.items()}
-    return Graph({**net.blocks, **heads}, out_keys=[*action_logits_shapes, *shared], init=BODY_INIT)
+    return _policy(concat_perception(obs_shapes, modality_config, observation_modality_mapping),
+                   action_logits_shapes, shared_embedding_keys, BODY_INIT, HEAD_INIT)
 
 
 def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
@@ -94,15 +93,28 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
     the policy outputs and the composer passes in) only the blocks downstream of them are built."""
     net = concat_perception({k: s for k, s in obs_shapes.items() if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
+    return _state_value(net, shared_embedding_keys, BODY_INIT, HEAD_INIT)
+
+
+def _policy(net: Graph, action_logits_shapes: Shapes, shared_embedding_keys: Sequence[str], body_init: Initializer,
+            head_init: Initializer) -> Graph:
+    shared = _shared_keys(net, shared_embedding_keys)
+    heads = {action: LinearOutput(in_keys=LATENT, out_keys=action, output_units=_units(shape, action),
+                                  init=head_init) for action, shape in action_logits_shapes.items()}
+    return Graph({**net.blocks, **heads}, out_keys=[*action_logits_shapes, *shared], init=body_init)
+
+
+def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: Initializer,
+                 head_init: Initializer) -> Graph:
     shared = _shared_keys(net, shared_embedding_keys)
     blocks = dict(net.blocks)
     for name in _upstream(net, shared):
         del blocks[name]
     if not blocks:
         refuse("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
-                                                  f"of its own before its value head; share an earlier key"])
-    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=HEAD_INIT)
-    return Graph({**blocks, "value": value}, out_keys="value", init=BODY_INIT)
+                                         f"of its own before its value head; share an earlier key"])
+    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=head_init)
+    return Graph({**blocks, "value": value}, out_keys="value", init=body_init)
 
 
 def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modality_config: ModalityConfig,
@@ -113,6 +125,94 @@ def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modal
     heads = {key: LinearOutput(in_keys=LATENT, out_keys=key, output_units=_units(shape, key), init=HEAD_INIT)
              for key, shape in output_shapes.items()}
     return Graph({**net.blocks, **heads}, out_keys=list(output_shapes), init=BODY_INIT)
+
+
+# --- default networks (SB3's defaults, as template models) ---------------------------------------------------------
+
+#: Stable-Baselines3's on-policy defaults (ActorCriticPolicy): separate [64, 64] tanh MLPs for the policy and the
+#: value on the concatenated features; orthogonal init, gain sqrt(2) for the body, 0.01 for the policy heads, 1 for
+#: the value head
+DEFAULT_NET_ARCH = (64, 64)
+DEFAULT_NON_LIN = "tanh"
+DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT, DEFAULT_VALUE_HEAD_INIT = (Orthogonal(gain=math.sqrt(2)),
+                                                                        Orthogonal(gain=0.01), Orthogonal(gain=1.0))
+#: SB3's NatureCNN (Mnih et al. 2015): 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1, ReLU, then Linear + ReLU to
+#: 512 features for an image alone, 256 beside other observations (CombinedExtractor); it needs images of 36x36 and up
+NATURE_CNN = {"hidden_channels": [32, 64, 64], "hidden_kernels": [8, 4, 3], "hidden_strides": [4, 2, 1],
+              "non_lin": "relu"}
+NATURE_CNN_MIN_SIZE = 36
+#: smaller images (MiniGrid's 7x7): three 2x2 convolutions of stride 1 (16, 32, 64 channels), then 64 features
+SMALL_CNN = {"hidden_channels": [16, 32, 64], "hidden_kernels": [2, 2, 2], "non_lin": "relu", "hidden_units": [64]}
+SMALL_CNN_MIN_SIZE = 4
+
+
+def default_modalities(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                       non_lin: str = DEFAULT_NON_LIN) -> tuple[dict[str, Any], dict[str, str]]:
+    """The modality config and observation mapping of the default networks: a (C, H, W) observation (an image,
+    channels first, as perceptspec's observation preprocessing hands images to networks) goes through a CNN, any
+    other is flattened; then the concatenation, then the MLP (`net_arch`, None: SB3's choice) as 'hidden'."""
+    units = list(_net_arch(obs_shapes, net_arch))
+    config: dict[str, Any] = {HIDDEN: {"block_type": "Dense", "block_params": {"hidden_units": units,
+                                                                               "non_lin": non_lin}}
+                              if units else {}, RECURRENCE: {}}
+    mapping: dict[str, str] = {}
+    for key, shape in obs_shapes.items():
+        modality, block_type, block_params = _default_modality(tuple(shape), len(obs_shapes) == 1)
+        config[modality] = {"block_type": block_type, "block_params": block_params}
+        mapping[key] = modality
+    return config, mapping
+
+
+def _default_modality(shape: tuple[int, ...], alone: bool) -> tuple[str, str, dict[str, Any]]:
+    if _is_image(shape) and min(shape[1:]) >= NATURE_CNN_MIN_SIZE:
+        return "nature_cnn", "StridedConvDense", {**NATURE_CNN, "hidden_units": [512 if alone else 256]}
+    if _is_image(shape):
+        return "small_cnn", "StridedConvDense", dict(SMALL_CNN)
+    return f"flat{len(shape)}", "Flatten", {"num_flatten_dims": len(shape)}
+
+
+def _is_image(shape: Sequence[int]) -> bool:
+    return len(shape) == 3 and min(shape[1:]) >= SMALL_CNN_MIN_SIZE
+
+
+def _net_arch(obs_shapes: Shapes, net_arch: Sequence[int] | None) -> Sequence[int]:
+    """SB3's choice when None: no MLP after the CNN of an image alone (CnnPolicy), [64, 64] otherwise."""
+    if net_arch is not None:
+        return net_arch
+    observations = [shape for key, shape in obs_shapes.items() if key not in (CONCAT, LATENT)]
+    return () if len(observations) == 1 and _is_image(observations[0]) else DEFAULT_NET_ARCH
+
+
+def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+    """What `ps.compose(None, ...)` builds as the policy: SB3's default actor (a CNN per image, the rest flattened,
+    concatenated, an MLP, one head per action). With images the policy also outputs the concatenated features
+    ('concat'), which the default critic reads: SB3's PPO shares its features extractor the same way."""
+    config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
+    net = concat_perception(obs_shapes, config, mapping)
+    features = CONCAT if CONCAT in net.blocks else LATENT  # without an MLP the concatenation is 'latent'
+    shared = [features] if any(_is_image(shape) for shape in obs_shapes.values()) else []
+    return _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+
+
+def default_critic(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
+                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+    """What `ps.compose(None, ...)` builds as the critic: SB3's default value network (its own MLP on the features;
+    on the features of the policy's CNNs when it shares them: 'concat' before an MLP, 'latent' without one)."""
+    value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=DEFAULT_VALUE_HEAD_INIT)
+    if LATENT in obs_shapes:  # the policy's CNN features, with no MLP after them (SB3's CnnPolicy)
+        return Graph({"value": value}, out_keys="value", init=DEFAULT_BODY_INIT)
+    if CONCAT in obs_shapes:
+        mlp = Dense(in_keys=CONCAT, out_keys=LATENT, hidden_units=_net_arch(obs_shapes, net_arch), non_lin=non_lin)
+        return Graph({LATENT: mlp, "value": value}, out_keys="value", init=DEFAULT_BODY_INIT)
+    config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
+    return _state_value(concat_perception(obs_shapes, config, mapping), (), DEFAULT_BODY_INIT,
+                        DEFAULT_VALUE_HEAD_INIT)
+
+
+#: the config `ps.compose(None, ...)` uses
+DEFAULT_CONFIG = {"policy": {"networks": [{"_target_": "perceptspec.templates.default_policy"}]},
+                  "critic": {"kind": "state", "networks": [{"_target_": "perceptspec.templates.default_critic"}]}}
 
 
 # --- the built-in FlattenConcat family --------------------------------------------------------------------------

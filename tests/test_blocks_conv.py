@@ -286,6 +286,27 @@ class TestAgainstTorch:
             assert expected.shape == (10, *ps.infer_shapes(spec, {"x": (3, 8, 7)})["y"]) == (10, 6, 2, 9)
             torch.testing.assert_close(module({"x": x})["y"], expected.reshape(2, 5, 6, 2, 9))
 
+    def test_four_value_padding_is_mazes_zero_pad_before_the_convolution(self) -> None:
+        """Maze's StridedConvolutionBlock turns a four-value padding (left, right, top, bottom) into a ZeroPad2d layer
+        before the convolution (issue #16)."""
+        spec = strided(hidden_padding=[1, [0, 1, 2, 0]])
+        shapes = {"x": (3, 9, 9)}
+        module = check_block(spec, shapes)
+        plain = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.ZeroPad2d((0, 1, 2, 0)),
+                              nn.Conv2d(4, 6, 2), nn.ReLU())
+        plain.load_state_dict(conv_layers(module).state_dict())
+        x = torch.randn(2, 3, 9, 9)
+        with torch.no_grad():
+            expected = plain(x)
+            assert expected.shape[1:] == ps.infer_shapes(spec, shapes)["y"] == (6, 10, 9)
+            torch.testing.assert_close(module({"x": x})["y"], expected)
+
+    def test_four_value_padding_needs_2d_zeros(self) -> None:
+        with pytest.raises(ps.SpecError, match=r"or \(with padding_mode 'zeros'\) four"):
+            strided(hidden_padding=[1, [0, 1, 2, 0]], padding_mode="reflect")
+        with pytest.raises(ps.SpecError, match="or a tuple of 1 "):
+            strided(convolution_dimension=1, hidden_padding=[1, [0, 1, 2, 0]])
+
     @pytest.mark.parametrize("dims", [1, 3])
     def test_strided_conv_1d_and_3d(self, dims: int) -> None:
         spec = strided(convolution_dimension=dims, hidden_strides=[2, 1], hidden_padding=[1, 1], padding_mode="replicate")

@@ -269,3 +269,49 @@ def _yaml(text: str) -> Any:
     from perceptspec._yaml import load_yaml
 
     return load_yaml(text, "test config")
+
+
+class TestDefaultNetworks:
+    """`ps.compose(None, ...)`: Stable-Baselines3's default policy and value networks, as template models."""
+
+    class _Env(gym.Env[Any, Any]):
+        def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+            self.observation_space, self.action_space = observation_space, action_space
+
+    @pytest.mark.parametrize(("sb3_policy", "observation_space"), [
+        ("MlpPolicy", box(4)),
+        ("MlpPolicy", gym.spaces.Box(-1, 1, (3, 5), np.float32)),
+        ("CnnPolicy", gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)),
+        ("MultiInputPolicy", D({"img": gym.spaces.Box(0, 255, (3, 40, 48), np.uint8), "vec": box(5)})),
+    ])
+    def test_sb3s_default_networks_parameter_for_parameter(self, sb3_policy: str,
+                                                           observation_space: gym.Space[Any]) -> None:
+        from stable_baselines3 import PPO
+
+        action_space = gym.spaces.Discrete(4)
+        sb3 = PPO(sb3_policy, self._Env(observation_space, action_space), device="cpu").policy
+        models = ps.compose(None, observation_space, action_space)
+        assert params(models.policy) + params(models.critic) == params(sb3)
+
+    def test_a_lone_image_shares_its_cnn_features_with_the_critic_as_sb3s_ppo(self) -> None:
+        models = ps.compose(None, gym.spaces.Box(0, 1, (3, 64, 64), np.float32), gym.spaces.Discrete(4))
+        assert models.in_shapes["critic"] == {"latent": (512,)}
+        out = models.actor_critic({"observation": torch.rand(2, 3, 64, 64)})
+        assert out["action"].shape == (2, 4) and out["value"].shape == (2, 1)
+
+    def test_small_images_get_a_small_cnn(self) -> None:
+        models = ps.compose(None, gym.spaces.Box(0, 1, (3, 7, 7), np.float32), gym.spaces.Discrete(3))
+        spec = models.specs["policy"]
+        assert spec is not None and "observation_StridedConvDense" in spec.blocks  # type: ignore[attr-defined]
+        check_block(spec, models.in_shapes["policy"])
+
+    def test_initialised_as_sb3_orthogonal_gains(self) -> None:
+        models = ps.compose({**templates.DEFAULT_CONFIG, "seed": 0}, box(6), gym.spaces.Discrete(3))
+        for module, head_gain in ((models.policy, 0.01), (models.critic, 1.0)):
+            assert module is not None
+            for name, parameter in module.named_parameters():
+                if name.endswith("weight"):
+                    gain = head_gain if ("action" in name or "value" in name) else 2 ** 0.5
+                    w = parameter.detach()
+                    rows = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+                    torch.testing.assert_close(rows, gain ** 2 * torch.eye(rows.shape[0]), atol=1e-5, rtol=0)

@@ -27,6 +27,9 @@ class ConvLayer(NamedTuple):
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
     padding: tuple[int, ...]
+    #: Maze's four-value padding of a 2-D convolution, (left, right, top, bottom) as torch's ZeroPad2d takes it:
+    #: zeros added before the convolution, which then pads nothing itself
+    side_padding: tuple[int, int, int, int] | None = None
 
 
 def _padding_mode(value: object) -> object:
@@ -188,10 +191,10 @@ class StridedConvFields(Block):
             entries = values if values is not None else (default,) * n
             return [(v,) * dims if isinstance(v, int) else tuple(v) for v in entries]
 
-        return tuple(ConvLayer(*layer) for layer in zip(self.hidden_channels, per_dim(self.hidden_kernels, 0),
-                                                        per_dim(self.hidden_strides, 1),
-                                                        per_dim(self.hidden_dilations, 1),
-                                                        per_dim(self.hidden_padding, MAZE_DEFAULT_PADDING)))
+        layers = zip(self.hidden_channels, per_dim(self.hidden_kernels, 0), per_dim(self.hidden_strides, 1),
+                     per_dim(self.hidden_dilations, 1), per_dim(self.hidden_padding, MAZE_DEFAULT_PADDING))
+        return tuple(ConvLayer(c, k, s, d, (0,) * dims, (p[0], p[1], p[2], p[3])) if len(p) == 4 != dims
+                     else ConvLayer(c, k, s, d, p) for c, k, s, d, p in layers)
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -206,20 +209,26 @@ class StridedConvFields(Block):
                                ("hidden_padding", 0)):
             values: PerLayer | None = getattr(self, field)
             if values is not None:
-                yield from _per_layer_problems(field, values, len(self.hidden_channels), dims, minimum)
+                sides = field == "hidden_padding" and dims == 2 and self.padding_mode == "zeros"
+                yield from _per_layer_problems(field, values, len(self.hidden_channels), dims, minimum, sides)
 
 
-def _per_layer_problems(field: str, values: PerLayer, n_layers: int, dims: int, minimum: int) -> Iterator[str]:
+def _per_layer_problems(field: str, values: PerLayer, n_layers: int, dims: int, minimum: int,
+                        sides: bool = False) -> Iterator[str]:
+    """Problems of a per-layer list; with `sides`, an entry may also be Maze's four-value 2-D zero padding."""
     if len(values) != n_layers:
         yield (f"field '{field}': expected one entry per layer ({n_layers}, as in hidden_channels), "
                f"got {len(values)}: {list(values)}")
     least = "a positive int" if minimum == 1 else "an int >= 0"
+    four = " or (with padding_mode 'zeros') four, (left, right, top, bottom)" if field == "hidden_padding" and \
+        dims == 2 else ""
     for value in values:
         items = (value,) if isinstance(value, int) else tuple(value)
-        if (not isinstance(value, int) and len(items) != dims) or any(isinstance(v, bool) or v < minimum
-                                                                      for v in items):
+        lengths = (dims, 4) if sides else (dims,)
+        if (not isinstance(value, int) and len(items) not in lengths) or any(isinstance(v, bool) or v < minimum
+                                                                             for v in items):
             yield (f"field '{field}': expected each entry to be {least} or a tuple of {dims} "
-                   f"(one per spatial dim), got {value!r}")
+                   f"(one per spatial dim){four}, got {value!r}")
 
 
 @descriptor
@@ -229,6 +238,8 @@ class StridedConv(StridedConvFields):
 
     (..., C, *spatial) -> (..., hidden_channels[-1], *spatial_out), with 1, 2 or 3 spatial dims.
     Per-layer lists take an int or a tuple per layer; None means Maze's default (stride 1, dilation 1, padding 0).
+    A 2-D padding entry of four values, (left, right, top, bottom), pads with zeros before the convolution, as
+    Maze's ZeroPad2d layers do (padding_mode 'zeros').
 
     Example:
         >>> block = ps.StridedConv(in_keys="screen", out_keys="maps", hidden_channels=[16, 32],

@@ -187,8 +187,8 @@ class MaskedGlobalPooling(Block):
 
     An optional second input is a mask (bool, or 0/1 floats) whose shape is a prefix of the first input's, e.g.
     values (..., N, F) and mask (..., N): masked-out entries are ignored (mean divides by the number of kept
-    entries). Where every pooled entry is masked out the result is 0 (Maze instead always keeps entry 0 of the
-    mask's last dim, overwriting its input).
+    entries). Where every pooled entry is masked out the result is 0 (Maze's gives NaN for 'mean', 0/0, and
+    float32's lowest value for 'max'; every other row is the same).
 
     Example:
         >>> block = ps.MaskedGlobalPooling(in_keys=["items", "mask"], out_keys="pooled",

@@ -135,6 +135,9 @@ def _padding_problem(mode: str, size: int, padding: int) -> str | None:
 
 def _conv_layer_shape(layer: ConvLayer, mode: str, spatial: tuple[int, ...]) -> tuple[int, ...] | str:
     """The spatial dims after `layer`, or why it cannot take `spatial`."""
+    if layer.side_padding is not None:
+        left, right, top, bottom = layer.side_padding
+        spatial = (spatial[0] + top + bottom, spatial[1] + left + right)
     out = []
     for size, k, s, d, p in zip(spatial, layer.kernel, layer.stride, layer.dilation, layer.padding):
         if problem := _padding_problem(mode, size, p):

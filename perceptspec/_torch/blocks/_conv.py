@@ -97,7 +97,7 @@ def _fused_layers(layers: list[nn.Module], h: torch.Tensor) -> torch.Tensor:
 
 
 #: layers whose output is a new tensor that their backward does not save: a ReLU may overwrite it
-_FRESH_OUTPUTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm2d, nn.MaxPool2d)
+_FRESH_OUTPUTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm2d, nn.MaxPool2d, nn.ZeroPad2d)
 
 
 class SpatialMean(nn.Module):
@@ -161,6 +161,17 @@ class _NonLin:
 
 
 @dataclasses.dataclass(frozen=True)
+class _ZeroPad:
+    sides: tuple[int, int, int, int]
+
+    def channels(self, c_in: int) -> int:
+        return c_in
+
+    def build(self, c_in: int, init: Initializer, generator: torch.Generator | None) -> nn.Module:
+        return nn.ZeroPad2d(self.sides)
+
+
+@dataclasses.dataclass(frozen=True)
 class _MaxPool:
     def channels(self, c_in: int) -> int:
         return c_in
@@ -181,7 +192,12 @@ def _vgg_plan(channels: Sequence[int], non_lin: str, batch_norm: bool) -> list[_
 
 
 def _strided_plan(block: StridedConvFields) -> list[_Op]:
-    return [op for layer in block.conv_layers() for op in (_Conv(layer, block.padding_mode), _NonLin(block.non_lin))]
+    plan: list[_Op] = []
+    for layer in block.conv_layers():
+        if layer.side_padding is not None:
+            plan.append(_ZeroPad(layer.side_padding))
+        plan += [_Conv(layer, block.padding_mode), _NonLin(block.non_lin)]
+    return plan
 
 
 # --- shared build ----------------------------------------------------------------------------------------------
