@@ -6,6 +6,9 @@ A page asks for generated content with an HTML comment on a line of its own, whi
   (`perceptspec summary CONFIG --env ENV`) and the actor-critic drawing (`ps.render_models`), inlined as SVG; without
   graphviz's `dot` program, the drawing's .dot source instead;
 - `<!-- perceptspec:forward CONFIG ENV NETWORK -->`: the generated forward (`module.code`) of a composed network;
+- `<!-- perceptspec:cli ARGS -->`: what `perceptspec ARGS` prints (it must succeed);
+- `<!-- perceptspec:include FILE HEADING -->`: the section of a Markdown file under `## HEADING`, without it;
+- `<!-- perceptspec:maze-blocks -->`: a table of Maze's blocks and the perceptspec blocks that reproduce them;
 - `<!-- perceptspec:api GROUP -->`: mkdocstrings' `::: perceptspec.Name` for every public name of a group (blocks by
   family, initialisers, errors): a name added to the package shows up without editing a page, and `api_groups`
   is what tests/test_docs.py holds the reference to (every public name documented).
@@ -25,12 +28,53 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^<!-- perceptspec:(\w+) ([^>]*?) -->$", re.M)
+MARKER = re.compile(r"^<!-- perceptspec:([\w-]+) ?([^>]*?) -->$", re.M)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """mkdocs' hook: every marker of the page replaced by what it asks for."""
     return MARKER.sub(lambda m: EXPANSIONS[m.group(1)](*m.group(2).split()), markdown)
+
+
+def cli(*args: str) -> str:
+    """What the command line prints for `args`, in a code block (json for --json)."""
+    from perceptspec.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(list(args))
+    if status != 0:
+        raise RuntimeError(f"perceptspec {' '.join(args)} failed (status {status})")
+    return f"```{'json' if '--json' in args else 'text'}\n{printed.getvalue()}```\n"
+
+
+def include(path: str, *heading: str) -> str:
+    """The section of the Markdown file `path` under `## <heading>`, up to the next `## ` heading."""
+    text = (ROOT / path).read_text()
+    title = f"## {' '.join(heading)}\n"
+    if title not in text:
+        raise RuntimeError(f"{path} has no section '{title.strip()}'")
+    section = text.split(title, 1)[1]
+    return re.split(r"^## ", section, maxsplit=1, flags=re.M)[0].strip() + "\n"
+
+
+def maze_blocks() -> str:
+    """Maze's block classes and the perceptspec blocks named after them (from the blocks' docstrings)."""
+    import perceptspec as ps
+    from perceptspec._spec._field_doc import maze_equivalent
+
+    rows, ours = [], []
+    for name in ps.__all__:
+        obj = getattr(ps, name)
+        if inspect.isclass(obj) and issubclass(obj, ps.Block) and name != "Block":
+            maze = maze_equivalent(obj)
+            if maze is None:
+                ours.append(f"`{name}`")
+            else:
+                page = "graph-and-init" if name == "Graph" else "blocks"
+                rows.append(f"| `{maze}` | [`ps.{name}`](api/{page}.md#perceptspec.{name}) |")
+    return ("| Maze | perceptspec |\n|---|---|\n" + "\n".join(sorted(rows)) +
+            f"\n\nperceptspec's own (no Maze block of that name): {', '.join(ours)}.\n")
 
 
 def example(config: str, env: str) -> str:
@@ -94,14 +138,20 @@ def api(group: str) -> str:
     """`::: perceptspec.Name` for every name of `group`; 'blocks' gives every family under its own heading."""
     groups = api_groups()
     if group != "blocks":
-        return "\n\n".join(f"::: perceptspec.{name}" for name in groups[group]) + "\n"
+        return "\n\n".join(_directive(name) for name in groups[group]) + "\n"
     sections = []
     for key in sorted(k for k in groups if k.startswith("blocks:")):
         module = importlib.import_module(f"perceptspec._spec._{key.split(':', 1)[1]}")
         title = (inspect.getdoc(module) or key).split("\n", 1)[0].rstrip(".")
-        directives = "\n\n".join(f"::: perceptspec.{name}" for name in groups[key])
+        directives = "\n\n".join(_directive(name) for name in groups[key])
         sections.append(f"## {title}\n\n{directives}")
     return "\n\n".join(sections) + "\n"
 
 
-EXPANSIONS: dict[str, Callable[..., str]] = {"example": example, "forward": forward, "api": api}
+def _directive(name: str) -> str:
+    """mkdocstrings' entry for a class whose docstring lists its fields (its members would repeat them)."""
+    return f"::: perceptspec.{name}\n    options:\n      members: false"
+
+
+EXPANSIONS: dict[str, Callable[..., str]] = {"example": example, "forward": forward, "api": api, "cli": cli,
+                                             "include": include, "maze-blocks": maze_blocks}

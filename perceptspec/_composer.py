@@ -72,7 +72,7 @@ class Models:
     `obs_shapes`, `action_logits_shapes` (by sub-step) and `critic_kind` ('state', 'shared_state',
     'state_action' or 'none').
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> env = gym.make("CartPole-v1")
         >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
@@ -142,7 +142,7 @@ def compose(config: Mapping[str, Any] | str | Path | None, observation_space: gy
         SpecError: an unknown config key (with a did-you-mean), a wrong value, a spec whose outputs do not fit
             the action space. NotAllowedError: a `_target_` outside the allow-list.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> env = gym.make("CartPole-v1")
         >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)

@@ -14,7 +14,7 @@ from typing import NoReturn
 class PerceptSpecError(Exception):
     """Base of every error perceptspec raises on bad input: catch it to catch them all.
 
-    Example:
+    Examples:
         >>> issubclass(ps.ShapeError, ps.PerceptSpecError)
         True
     """
@@ -26,7 +26,7 @@ class SpecError(PerceptSpecError, ValueError):
     Fields: `where` (the descriptor, e.g. "Dense(out_keys='h')"), `problems` (one message per problem: every
     problem is collected and raised at once). Also a `ValueError`.
 
-    Example:
+    Examples:
         >>> try:
         ...     ps.Dense(in_keys="obs", out_keys="h", hidden_units=[0])
         ... except ps.SpecError as e:
@@ -48,7 +48,7 @@ class NotAllowedError(SpecError):
 
     Fields: those of `SpecError`, and `path` (the import path refused).
 
-    Example:
+    Examples:
         >>> block = ps.TorchModel(in_keys="x", out_keys="y", module_factory="mypkg.nets:Encoder")
         >>> try:
         ...     ps.infer_shapes(block, {"x": (4,)})  # no out_shapes: the factory would be imported
@@ -68,7 +68,7 @@ class ShapeError(PerceptSpecError, ValueError):
     Fields: `block` (its path in the graph), `block_type`, `key` (the input that does not fit), `detail`.
     Also a `ValueError`.
 
-    Example:
+    Examples:
         >>> try:
         ...     ps.infer_shapes(ps.Slice(in_keys="x", out_keys="y", slice_dim=-2, slice_idx=0), {"x": (4,)})
         ... except ps.ShapeError as e:
@@ -95,7 +95,7 @@ class SignatureError(PerceptSpecError, TypeError):
 
     Fields: `key` (the input, None for the dict as a whole), `expected`, `got`. Also a `TypeError`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)})
         >>> try:
@@ -119,7 +119,7 @@ class NonFiniteError(PerceptSpecError, FloatingPointError):
 
     Fields: `key`, `block`, `block_type`, `detail`. Also a `FloatingPointError`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)},
         ...                         check_finite=True)

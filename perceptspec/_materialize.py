@@ -35,7 +35,7 @@ def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: in
     Raises:
         SpecError, ShapeError: the spec is invalid or its shapes do not fit `in_shapes`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
         >>> module({"obs": torch.zeros(8, 4)})["h"].shape

@@ -56,7 +56,7 @@ def render_models(models: Models | ComposedSpecs, directory: str | Path, format:
     Returns:
         The files written. Without graphviz's `dot` program, .dot files, with a note on installing graphviz.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> env = gym.make("CartPole-v1")
         >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)

@@ -44,7 +44,7 @@ def save(module_or_models: SpecModule | Models, path: str | Path) -> Path:
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
         >>> ps.save(module, "dense.safetensors").name
         'dense.safetensors'
@@ -77,7 +77,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu",
         allow: modules a `TorchModel` factory in the saved spec may be imported from, for this call only (see
             `ps.allow`); nothing else is imported.
 
-    Example:
+    Examples:
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
         >>> ps.load(ps.save(module, "dense.safetensors")).spec == module.spec
         True

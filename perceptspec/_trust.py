@@ -78,7 +78,7 @@ def allow(*modules: str) -> Allowance:
     Arguments:
         modules: dotted module names, e.g. 'mypkg.nets' for a TorchModel naming 'mypkg.nets.vision:Encoder'.
 
-    Example:
+    Examples:
         >>> with ps.allow("mypkg.nets"):
         ...     "mypkg.nets" in ps.allowed_modules()
         True
@@ -104,7 +104,7 @@ def allowing(modules: Iterable[str], where: str) -> Iterator[None]:
 def allowed_modules() -> tuple[str, ...]:
     """Every module allowed here and now: the built-ins, `allow(...)`'s and the current call's, sorted.
 
-    Example:
+    Examples:
         >>> "perceptspec.examples" in ps.allowed_modules()
         True
     """

@@ -25,7 +25,7 @@ __all__ = ["Deterministic", "DictDistribution", "MultiCategorical", "action_dist
 class MultiCategorical(Distribution):
     """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> dist = ps.distributions.action_distribution({"action": torch.zeros(1, 5)}, gym.spaces.MultiDiscrete([2, 3]))
         >>> dist.sample()["action"].shape
@@ -81,7 +81,7 @@ class Deterministic(Distribution):
     """The 'deterministic' head of a Box action (TD3's and DDPG's actors): the logits are the action itself. Sampling
     and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> space = gym.spaces.Box(-1, 1, (2,))
         >>> dist = ps.distributions.action_distribution({"action": torch.tensor([[0.5, -0.5]])}, space, {"Box": "deterministic"})
@@ -127,7 +127,7 @@ DISTRIBUTION_BUILDERS: dict[str, Callable[[torch.Tensor, Any], Distribution]] = 
 class DictDistribution:
     """Independent distributions, one per action head; joint log-prob and entropy are sums over heads.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "fire": gym.spaces.MultiBinary(2)})
         >>> dist = ps.distributions.action_distribution({"move": torch.zeros(1, 4), "fire": torch.zeros(1, 2)}, space)
@@ -163,7 +163,7 @@ def action_distribution(logits: Mapping[str, torch.Tensor], action_space: gym.Sp
                         overrides: Override = ()) -> DictDistribution:
     """The distribution over actions that a policy's `logits` (one tensor per action head) describe.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> dist = ps.distributions.action_distribution({"action": torch.tensor([[0.0, 10.0]])}, gym.spaces.Discrete(2))
         >>> dist.mode()["action"]

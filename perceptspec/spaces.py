@@ -28,7 +28,7 @@ Override = Mapping[str, str] | Mapping[type, str] | Mapping[str | type, str] | I
 class DistributionKind:
     """A distribution family: which action spaces it serves and the logits shape it needs for a space.
 
-    Example:
+    Examples:
         >>> from perceptspec.spaces import DISTRIBUTIONS
         >>> import gymnasium as gym
         >>> DISTRIBUTIONS["gaussian"].logits_shape(gym.spaces.Box(-1, 1, (3,)))
@@ -67,7 +67,7 @@ DEFAULT_DISTRIBUTION: dict[type[gym.Space[Any]], str] = {
 def obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
     """Observation key -> shape for a Box (key 'observation') or a Dict of Boxes / MultiBinaries.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> space = gym.spaces.Dict({"screen": gym.spaces.Box(0, 1, (3, 64, 64)),
         ...                         "inventory": gym.spaces.Box(0, 1, (16,))})
@@ -89,7 +89,7 @@ def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[
     """Action name -> distribution name: an override by action name wins over one by space type (the class, or its
     name such as 'Box' as YAML writes it), which wins over the default of the space's kind.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> ps.spaces.distribution_names(gym.spaces.Box(-1, 1, (2,)), {"Box": "deterministic"})
         {'action': 'deterministic'}
@@ -123,7 +123,7 @@ def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dic
     """Action name -> the logits shape its head must output: Discrete(n) -> (n,), MultiBinary(n) -> (n,),
     Box(shape) -> shape with the last dim doubled (means and log stds), MultiDiscrete(nvec) -> (sum(nvec),).
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "aim": gym.spaces.Box(-1, 1, (2,))})
         >>> ps.spaces.action_logits_shapes(space)
@@ -138,7 +138,7 @@ def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
     or MultiBinary its own shape ((1,) for a scalar Box), Discrete(n) one-hot (n,), MultiDiscrete the concatenated
     one-hots (sum(nvec),).
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> ps.spaces.action_shapes(gym.spaces.Discrete(3))
         {'action': (3,)}
@@ -167,7 +167,7 @@ def action_spaces(space: gym.Space[Any]) -> dict[str, gym.Space[Any]]:
 def action_names(space: gym.Space[Any]) -> list[str]:
     """The names of the actions of an action space: a Dict's keys, else 'action'.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> ps.spaces.action_names(gym.spaces.Discrete(3))
         ['action']

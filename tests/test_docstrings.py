@@ -59,7 +59,7 @@ def test_the_field_list_says_default_valid_values_type_and_maze_name() -> None:
     assert "Maze's equivalent: StridedConvolutionBlock" in text
     assert "padding_mode (str): default 'zeros'. One of 'zeros', 'reflect', 'replicate', 'circular'." in text
     assert "hidden_channels (Sequence[int]): required. Output channels of each convolution." in text
-    assert text.index("Attributes:") < text.index("Example:"), "the fields come before the example"
+    assert text.index("Attributes:") < text.index("Examples:"), "the fields come before the example"
     assert "in_keys (Sequence[str]): set by the constructor, not an argument." in (inspect.getdoc(ps.Graph) or "")
 
 
@@ -69,7 +69,7 @@ def test_a_kind_added_later_gets_its_field_list_with_no_work_of_its_own() -> Non
         class Widen(ps.Block):
             """Doubles the last dim, as Maze's WidenBlock.
 
-            Example:
+            Examples:
                 >>> Widen(in_keys="x", out_keys="y", factor=2)
             """
 
@@ -94,7 +94,7 @@ def test_every_public_name_says_what_it_is_with_an_example() -> None:
         doc = inspect.getdoc(obj) or ""
         if len(doc.split()) < 5:
             lacking.append(f"{name}: no docstring worth the name ({doc!r})")
-        elif not inspect.ismodule(obj) and not ("Example:" in doc and ">>> " in doc):
+        elif not inspect.ismodule(obj) and not ("Examples:" in doc and ">>> " in doc):
             lacking.append(f"{name}: no example")
     assert not lacking, "\n".join(lacking)
 

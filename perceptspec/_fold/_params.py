@@ -19,7 +19,7 @@ def count_parameters(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> int
         spec: a block or a Graph.
         in_shapes: the shape of each input key, without batch dims.
 
-    Example:
+    Examples:
         >>> ps.count_parameters(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)})
         80
     """

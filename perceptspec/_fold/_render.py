@@ -72,7 +72,7 @@ def render(spec: Block, in_shapes: Mapping[str, Sequence[int]], path: str | Path
         The file written. Without graphviz's `dot` program, the .dot source beside `path` (with a warning
         that says how to install graphviz).
 
-    Example:
+    Examples:
         >>> ps.render(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, "dense.dot").name
         'dense.dot'
     """

@@ -29,7 +29,7 @@ def to_dict(spec: Descriptor) -> dict[str, Any]:
     Each descriptor becomes `{"type": <kind>, <field>: <value>, ...}` with the fields left at their default
     omitted; `from_dict` is its inverse (`from_dict(to_dict(s)) == s`).
 
-    Example:
+    Examples:
         >>> ps.to_dict(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]))
         {'type': 'Dense', 'in_keys': ['obs'], 'out_keys': ['h'], 'hidden_units': [16]}
     """
@@ -76,7 +76,7 @@ def from_dict(data: Mapping[str, Any]) -> Block:
     Raises:
         SpecError: an unknown kind or field, or an invalid value (with a did-you-mean).
 
-    Example:
+    Examples:
         >>> ps.from_dict({"type": "Dense", "in_keys": "obs", "out_keys": "h", "hidden_units": [16]})
         Dense(in_keys='obs', out_keys='h', hidden_units=[16])
     """
@@ -172,7 +172,7 @@ def _decode(value: object, hint: Any, where: str, built: Mapping[int, Descriptor
 def to_yaml(spec: Descriptor) -> str:
     """`to_dict(spec)` as YAML text (block style; keys in a stable order, so equal specs give equal text).
 
-    Example:
+    Examples:
         >>> print(ps.to_yaml(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16])), end="")
         type: Dense
         in_keys:
@@ -230,7 +230,7 @@ def from_yaml(source: str | Path) -> Block:
     Loaded safely (no tags executed, nothing imported) and within the bounds of `perceptspec._yaml.load_yaml`
     (size, depth, aliases), so an untrusted file cannot run code or exhaust memory.
 
-    Example:
+    Examples:
         >>> ps.from_yaml("type: Flatten\\nin_keys: x\\nout_keys: y\\nnum_flatten_dims: 2")
         Flatten(in_keys='x', out_keys='y', num_flatten_dims=2)
     """

@@ -50,7 +50,7 @@ def infer_shapes(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> dict[st
         ShapeError: a block cannot take its input shape (names the block, its kind, the key, expected and got),
             or `in_shapes` lacks an input or has one the spec does not read.
 
-    Example:
+    Examples:
         >>> block = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16, 32])
         >>> ps.infer_shapes(block, {"obs": (4,)})
         {'obs': (4,), 'h': (32,)}

@@ -35,7 +35,7 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
         and their share of the total), a row per nested graph with its subtotal in parentheses, then the
         totals and the memory per sample (float32).
 
-    Example:
+    Examples:
         >>> table = ps.summary(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)})
         >>> table.splitlines()[3]
         'h      Dense 4→16 relu  obs (4,)  h (16,)       80  100.0%'

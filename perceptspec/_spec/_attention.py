@@ -47,7 +47,7 @@ class SelfAttentionSeq(Block):
     attention weights averaged over heads (..., N, N). E must be divisible by `num_heads`. `dropout` (on the
     attention weights) acts in training mode only.
 
-    Example:
+    Examples:
         >>> block = ps.SelfAttentionSeq(in_keys="seq", out_keys="attended", num_heads=2)
         >>> ps.infer_shapes(block, {"seq": (10, 16)})["attended"]
         (10, 16)
@@ -88,7 +88,7 @@ class MultiHeadAttention(Block):
     attention mask, key padding mask. out_keys: the output (..., L, E), then optionally the attention weights
     averaged over heads (..., L, S + add_bias_kv + add_zero_attn). `kdim` / `vdim` None mean E, as in torch.
 
-    Example:
+    Examples:
         >>> block = ps.MultiHeadAttention(in_keys=["q", "k", "v"], out_keys="out", num_heads=2)
         >>> ps.infer_shapes(block, {"q": (4, 16), "k": (10, 16), "v": (10, 16)})["out"]
         (4, 16)
@@ -151,7 +151,7 @@ class SelfAttentionConv(Block):
     in_keys: the input (..., C, H, W), then optionally a mask (..., H*W, H*W) (True: position i may attend to j).
     out_keys: the output (..., C, H, W), then optionally the attention map (..., H*W, H*W).
 
-    Example:
+    Examples:
         >>> block = ps.SelfAttentionConv(in_keys="maps", out_keys="attended", embed_dim=4)
         >>> ps.infer_shapes(block, {"maps": (8, 5, 5)})["attended"]
         (8, 5, 5)

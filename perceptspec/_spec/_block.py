@@ -18,7 +18,7 @@ class Block(Descriptor):
     `in_keys` / `out_keys` name the tensors the block reads and writes; a single `str` is accepted. `init` is the
     weight initialiser; `None` inherits the enclosing Graph's (and finally PyTorch's default).
 
-    Example:
+    Examples:
         >>> isinstance(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), ps.Block)
         True
     """

@@ -49,7 +49,7 @@ class VGGConv(Block):
 
     (..., C, H, W) -> (..., hidden_channels[-1], H // 2**n, W // 2**n) for n stages.
 
-    Example:
+    Examples:
         >>> block = ps.VGGConv(in_keys="screen", out_keys="maps", hidden_channels=[8, 16])
         >>> ps.infer_shapes(block, {"screen": (3, 32, 32)})["maps"]
         (16, 8, 8)
@@ -75,7 +75,7 @@ class VGGConvDense(Block):
 
     (..., C, H, W) -> (..., hidden_units[-1]); with no `hidden_units`, the flattened conv features.
 
-    Example:
+    Examples:
         >>> block = ps.VGGConvDense(in_keys="screen", out_keys="h", hidden_channels=[8], hidden_units=[32])
         >>> ps.infer_shapes(block, {"screen": (3, 16, 16)})["h"]
         (32,)
@@ -104,7 +104,7 @@ class VGGConvGAP(Block):
 
     (..., C, H, W) -> (..., hidden_channels[-1]).
 
-    Example:
+    Examples:
         >>> block = ps.VGGConvGAP(in_keys="screen", out_keys="h", hidden_channels=[8, 16])
         >>> ps.infer_shapes(block, {"screen": (3, 32, 32)})["h"]
         (16,)
@@ -130,7 +130,7 @@ class FlattenDense(Block):
 
     (..., d1, ..., dn) -> (..., hidden_units[-1]) for n = num_flatten_dims.
 
-    Example:
+    Examples:
         >>> block = ps.FlattenDense(in_keys="grid", out_keys="h", num_flatten_dims=2, hidden_units=[32])
         >>> ps.infer_shapes(block, {"grid": (4, 8)})["h"]
         (32,)
@@ -241,7 +241,7 @@ class StridedConv(StridedConvFields):
     A 2-D padding entry of four values, (left, right, top, bottom), pads with zeros before the convolution, as
     Maze's ZeroPad2d layers do (padding_mode 'zeros').
 
-    Example:
+    Examples:
         >>> block = ps.StridedConv(in_keys="screen", out_keys="maps", hidden_channels=[16, 32],
         ...                        hidden_kernels=[8, 4], hidden_strides=[4, 2])
         >>> ps.infer_shapes(block, {"screen": (3, 84, 84)})["maps"]
@@ -256,7 +256,7 @@ class StridedConvDense(StridedConvFields):
 
     (..., C, *spatial) -> (..., hidden_units[-1]); with no `hidden_units`, the flattened conv features.
 
-    Example:
+    Examples:
         >>> block = ps.StridedConvDense(in_keys="screen", out_keys="h", hidden_channels=[16, 32],
         ...                             hidden_kernels=[8, 4], hidden_strides=[4, 2], hidden_units=[64])
         >>> ps.infer_shapes(block, {"screen": (3, 84, 84)})["h"]

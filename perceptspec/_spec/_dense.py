@@ -19,7 +19,7 @@ class Dense(Block):
 
     (..., F) -> (..., hidden_units[-1]).
 
-    Example:
+    Examples:
         >>> block = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[64, 32], non_lin="tanh")
         >>> ps.infer_shapes(block, {"obs": (8,)})["h"]
         (32,)
@@ -45,7 +45,7 @@ class LinearOutput(Block):
 
     (..., F) -> (..., output_units). `bias` sets the initial bias (and so the untrained action distribution).
 
-    Example:
+    Examples:
         >>> head = ps.LinearOutput(in_keys="h", out_keys="action", output_units=3,
         ...                         bias=ps.CategoricalBias([0.2, 0.3, 0.5]))
         >>> ps.count_parameters(head, {"h": (32,)})

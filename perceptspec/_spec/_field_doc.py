@@ -1,7 +1,7 @@
 """The field list of every descriptor's docstring, written from the dataclass itself so that it cannot drift.
 
 `help(ps.Dense)` (and the API reference, which reads the same `__doc__`) shows the class's own docstring with an
-`Attributes:` section inserted before its `Example:`: one entry per constructor field with its type, its default
+`Attributes:` section inserted before its `Examples:`: one entry per constructor field with its type, its default
 (or "required"), its valid values where the class or the field's converter names them, and the field's own
 docstring, the string literal written under the field in the class body (as griffe and Sphinx read attribute
 docstrings). A block kind added later gets the same list with no work of its own: `Descriptor.__init_subclass__`

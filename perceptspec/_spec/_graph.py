@@ -21,7 +21,7 @@ class Graph(Block):
     `in_keys` are the keys that no block produces; `out_keys` are what the graph returns. `init` is the default
     initialiser of every block inside that does not set its own.
 
-    Example:
+    Examples:
         >>> net = ps.Graph({
         ...     "body": ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]),
         ...     "head": ps.LinearOutput(in_keys="h", out_keys="action", output_units=2),

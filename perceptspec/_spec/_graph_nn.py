@@ -60,7 +60,7 @@ class GraphConv(Block):
     `preprocess_adj` the adjacency is taken as already normalised and used as it is (the self-importance then
     has no effect; a trainable one is still a parameter, as in Maze). `bias` and `non_lins` are per layer.
 
-    Example:
+    Examples:
         >>> block = ps.GraphConv(in_keys=["nodes", "adjacency"], out_keys="h", hidden_features=[16])
         >>> ps.infer_shapes(block, {"nodes": (6, 3), "adjacency": (6, 6)})["h"]
         (6, 16)
@@ -116,7 +116,7 @@ class GraphAttention(Block):
     out_keys: (..., N, hidden_features[-1]), times n_heads[-1] unless the last heads are averaged. `non_lins`,
     `n_heads`, `attention_alpha` and `attention_dropout` are per layer.
 
-    Example:
+    Examples:
         >>> block = ps.GraphAttention(in_keys=["nodes", "adjacency"], out_keys="h", hidden_features=[8],
         ...                           n_heads=2)
         >>> ps.infer_shapes(block, {"nodes": (6, 3), "adjacency": (6, 6)})["h"]

@@ -21,7 +21,7 @@ def _positive_finite(field: str, value: float) -> Iterator[str]:
 class Initializer(Descriptor):
     """How a block's weights (and biases, unless a head bias says otherwise) are initialised.
 
-    Example:
+    Examples:
         >>> isinstance(ps.NormC(0.01), ps.Initializer)
         True
     """
@@ -33,7 +33,7 @@ class Initializer(Descriptor):
 class TorchDefault(Initializer):
     """PyTorch's own default for the layer (e.g. `nn.Linear.reset_parameters`).
 
-    Example:
+    Examples:
         >>> ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8], init=ps.TorchDefault()).init
         TorchDefault()
     """
@@ -43,7 +43,7 @@ class TorchDefault(Initializer):
 class NormC(Initializer):
     """Maze's normc: weights drawn N(0, 1), then each output unit's weight row scaled to norm `std`; biases 0.
 
-    Example:
+    Examples:
         >>> ps.LinearOutput(in_keys="h", out_keys="action", output_units=2, init=ps.NormC(0.01)).init
         NormC(std=0.01)
     """
@@ -59,7 +59,7 @@ class NormC(Initializer):
 class Orthogonal(Initializer):
     """Orthogonal weights scaled by `gain` (e.g. sqrt(2) for ReLU bodies, 0.01 for policy heads); biases 0.
 
-    Example:
+    Examples:
         >>> ps.Orthogonal(2 ** 0.5)
         Orthogonal(gain=1.4142135623730951)
     """
@@ -75,7 +75,7 @@ class Orthogonal(Initializer):
 class XavierUniform(Initializer):
     """Glorot uniform weights scaled by `gain`; biases 0.
 
-    Example:
+    Examples:
         >>> ps.XavierUniform()
         XavierUniform()
     """
@@ -95,7 +95,7 @@ KAIMING_NON_LINS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear", "selu")
 class KaimingUniform(Initializer):
     """He uniform weights for a following `non_lin` ('relu', 'leaky_relu', 'tanh', ...); biases 0.
 
-    Example:
+    Examples:
         >>> ps.KaimingUniform("leaky_relu")
         KaimingUniform(non_lin='leaky_relu')
     """
@@ -114,7 +114,7 @@ class KaimingUniform(Initializer):
 class Bias(Descriptor):
     """Initial bias of an output head, which sets the untrained policy's action distribution.
 
-    Example:
+    Examples:
         >>> isinstance(ps.ConstantBias(0.0), ps.Bias)
         True
     """
@@ -130,7 +130,7 @@ class Bias(Descriptor):
 class ConstantBias(Bias):
     """Every bias entry set to `value`.
 
-    Example:
+    Examples:
         >>> ps.LinearOutput(in_keys="h", out_keys="value", output_units=1, bias=ps.ConstantBias(0.5)).bias
         ConstantBias(value=0.5)
     """
@@ -147,7 +147,7 @@ class ConstantBias(Bias):
 class CategoricalBias(Bias):
     """Bias = log(probs), so the untrained categorical head picks action i with probability probs[i].
 
-    Example:
+    Examples:
         >>> ps.CategoricalBias([0.25, 0.75])
         CategoricalBias(probs=[0.25, 0.75])
     """
@@ -175,7 +175,7 @@ class BernoulliBias(Bias):
 
     `p` is one probability for every unit, or one per unit.
 
-    Example:
+    Examples:
         >>> ps.BernoulliBias(0.1)
         BernoulliBias(p=0.1)
     """

@@ -22,6 +22,7 @@ TORCH_CLASSES = {
     "tanhshrink": "Tanhshrink", "identity": "Identity",
 }
 NON_LINEARITIES = tuple(TORCH_CLASSES)
+"""Every `non_lin` name a block takes (Maze's 'torch.nn.ReLU' spellings are normalised to these)."""
 
 #: any spelling, lower-cased without '_' -> the short name
 _ALIASES = {**{n.replace("_", ""): n for n in TORCH_CLASSES}, **{c.lower(): n for n, c in TORCH_CLASSES.items()}}

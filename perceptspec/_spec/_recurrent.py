@@ -59,7 +59,7 @@ class LSTM(Recurrent):
 
     (..., time, features) -> (..., time, out_units); extra leading dims are run as more sequences.
 
-    Example:
+    Examples:
         >>> block = ps.LSTM(in_keys="seq", out_keys="h", hidden_size=32)
         >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
         (10, 32)
@@ -76,7 +76,7 @@ class LSTMLastStep(Recurrent):
     (..., time, features) -> (..., out_units). Bidirectional: the backward half at the last step has seen only
     that step, as in Maze.
 
-    Example:
+    Examples:
         >>> block = ps.LSTMLastStep(in_keys="seq", out_keys="h", hidden_size=32, bidirectional=True)
         >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
         (64,)
@@ -90,7 +90,7 @@ class LSTMLastStep(Recurrent):
 class GRU(Recurrent):
     """The LSTM block with a GRU cell: (..., time, features) -> (..., time, out_units).
 
-    Example:
+    Examples:
         >>> block = ps.GRU(in_keys="seq", out_keys="h", hidden_size=32)
         >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
         (10, 32)
@@ -104,7 +104,7 @@ class GRU(Recurrent):
 class GRULastStep(Recurrent):
     """The GRU block keeping only the last time step: (..., time, features) -> (..., out_units).
 
-    Example:
+    Examples:
         >>> block = ps.GRULastStep(in_keys="seq", out_keys="h", hidden_size=32)
         >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
         (32,)

@@ -29,6 +29,7 @@ __all__ = ["ActionMasking", "Concat", "Correlation", "Flatten", "Functional", "G
            "register_function"]
 
 POOLING_FUNCTIONS = ("mean", "sum", "max")
+"""The `pooling_func` names `MaskedGlobalPooling` takes."""
 
 
 def dim_problem(field: str, dim: int) -> str | None:
@@ -59,7 +60,7 @@ class Flatten(Block):
 
     (..., d1, ..., dn) -> (..., d1 * ... * dn) with n = num_flatten_dims.
 
-    Example:
+    Examples:
         >>> block = ps.Flatten(in_keys="screen", out_keys="flat", num_flatten_dims=3)
         >>> ps.infer_shapes(block, {"screen": (3, 8, 8)})["flat"]
         (192,)
@@ -81,7 +82,7 @@ class Concat(Block):
 
     All inputs have the same rank and equal sizes in every other dim. Negative dims count from the end.
 
-    Example:
+    Examples:
         >>> block = ps.Concat(in_keys=["a", "b"], out_keys="ab")
         >>> ps.infer_shapes(block, {"a": (4,), "b": (6,)})["ab"]
         (10,)
@@ -104,7 +105,7 @@ class Slice(Block):
 
     E.g. the last step of a sequence: (..., T, F) -> (..., F) with slice_dim=-2, slice_idx=-1.
 
-    Example:
+    Examples:
         >>> block = ps.Slice(in_keys="seq", out_keys="last", slice_dim=-2, slice_idx=-1)
         >>> ps.infer_shapes(block, {"seq": (5, 16)})["last"]
         (16,)
@@ -126,7 +127,7 @@ class MultiIndexSlicing(Block):
     """Selects the indices `select_idxs` (one int or several, repeats allowed) of dim `select_dim`, keeping the
     dim, as Maze's MultiIndexSlicingBlock: like `x[..., [a, b]]`. Negative indices count from the end.
 
-    Example:
+    Examples:
         >>> block = ps.MultiIndexSlicing(in_keys="x", out_keys="y", select_dim=-1, select_idxs=[0, 2])
         >>> ps.infer_shapes(block, {"x": (4,)})["y"]
         (2,)
@@ -152,7 +153,7 @@ class RepeatToMatch(Block):
     """Repeats the first input along dim `repeat_at_idx` (where its size is 1) to the second input's size there,
     as Maze's RepeatToMatchBlock. The output has the first input's shape otherwise; the second only lends a size.
 
-    Example:
+    Examples:
         >>> block = ps.RepeatToMatch(in_keys=["x", "like"], out_keys="y", repeat_at_idx=-2)
         >>> ps.infer_shapes(block, {"x": (1, 8), "like": (5, 3)})["y"]
         (5, 8)
@@ -173,7 +174,7 @@ class RepeatToMatch(Block):
 class GlobalAveragePooling(Block):
     """The mean over the last two dims, as Maze's GlobalAveragePoolingBlock: (..., C, H, W) -> (..., C).
 
-    Example:
+    Examples:
         >>> block = ps.GlobalAveragePooling(in_keys="maps", out_keys="pooled")
         >>> ps.infer_shapes(block, {"maps": (16, 8, 8)})["pooled"]
         (16,)
@@ -190,7 +191,7 @@ class MaskedGlobalPooling(Block):
     entries). Where every pooled entry is masked out the result is 0 (Maze's gives NaN for 'mean', 0/0, and
     float32's lowest value for 'max'; every other row is the same).
 
-    Example:
+    Examples:
         >>> block = ps.MaskedGlobalPooling(in_keys=["items", "mask"], out_keys="pooled",
         ...                                pooling_func="mean", pooling_dim=-2)
         >>> ps.infer_shapes(block, {"items": (10, 4), "mask": (10,)})["pooled"]
@@ -233,7 +234,7 @@ class Correlation(Block):
     a size-1 dim is inserted into the input of lower rank (the second on a tie) to broadcast: keys (N, F) and
     queries (M, F) give (N, M, F), or (N, M) reduced.
 
-    Example:
+    Examples:
         >>> block = ps.Correlation(in_keys=["a", "b"], out_keys="c", reduce=True)
         >>> ps.infer_shapes(block, {"a": (5, 8), "b": (5, 8)})["c"]
         (5,)
@@ -254,7 +255,7 @@ class ActionMasking(Block):
     (..., num_actors * n) and mask (..., num_actors, n) with n = `num_of_actor_actions` (None: the mask's last dim)
     -> one output (..., n) per actor, so one out key per actor.
 
-    Example:
+    Examples:
         >>> block = ps.ActionMasking(in_keys=["logits", "mask"], out_keys="masked")
         >>> ps.infer_shapes(block, {"logits": (4,), "mask": (4,)})["masked"]
         (4,)
@@ -325,7 +326,7 @@ def register_function(name: str, shape_fn: ShapeFunction, tensor_fn: Callable[..
             dims); needed to materialize. Import-time registration keeps a spec loadable wherever its module
             is imported.
 
-    Example:
+    Examples:
         >>> ps.register_function("double_last", lambda shape: (*shape[:-1], 2 * shape[-1]),
         ...                      lambda x: x.repeat_interleave(2, dim=-1))
         >>> ps.infer_shapes(ps.Functional(in_keys="x", out_keys="y", func="double_last"), {"x": (3,)})["y"]
@@ -381,7 +382,7 @@ class Functional(Block):
     where a size is 1), 'support_to_scalar' (params `support_range: [low, high]`: (..., high - low + 1) logits ->
     (...), the softmax-weighted sum of the integers low..high, as Maze's categorical value heads compute).
 
-    Example:
+    Examples:
         >>> block = ps.Functional(in_keys="x", out_keys="p", func="softmax_last")
         >>> ps.infer_shapes(block, {"x": (4,)})["p"]
         (4,)

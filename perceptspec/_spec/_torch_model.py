@@ -67,7 +67,7 @@ class TorchModel(Block):
     The module keeps its own initialisation unless this block's own `init` is set (a Graph's `init` does not reach
     inside); `init` then re-initialises every Linear and Conv layer in it. Counting parameters needs torch.
 
-    Example:
+    Examples:
         >>> block = ps.TorchModel(in_keys="x", out_keys="y", module_factory="torch.nn.Identity",
         ...                       out_shapes=[[4]])
         >>> ps.infer_shapes(block, {"x": (4,)})["y"]  # declared out_shapes: no torch import

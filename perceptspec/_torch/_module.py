@@ -93,7 +93,7 @@ class SpecModule(nn.Module):
     calls every block module as torch would (hooks, parametrizations and replaced modules are honoured).
     Attributes: `spec`, `in_shapes`, `seed`, `code` (the generated forward's source), `check`, `check_finite`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)}, seed=0)
         >>> isinstance(module, ps.SpecModule), sorted(module.state_dict())

@@ -38,7 +38,7 @@ def policy_from_spec(obs_shapes: Mapping[str, Sequence[int]], action_logits_shap
                      spec: SpecLike) -> Block:
     """Composer policy target returning a fixed spec; the composer checks its heads against the action space.
 
-    Example:
+    Examples:
         >>> from perceptspec.integrations import policy_from_spec
         >>> policy = ps.Graph([ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16]),
         ...                    ps.LinearOutput(in_keys="h", out_keys="action", output_units=2)], out_keys="action")
@@ -51,7 +51,7 @@ def policy_from_spec(obs_shapes: Mapping[str, Sequence[int]], action_logits_shap
 def critic_from_spec(obs_shapes: Mapping[str, Sequence[int]], spec: SpecLike) -> Block:
     """Composer critic target returning a fixed spec; the composer checks that it outputs 'value' of shape (1,).
 
-    Example:
+    Examples:
         >>> from perceptspec.integrations import critic_from_spec
         >>> critic = ps.LinearOutput(in_keys="observation", out_keys="value", output_units=1)
         >>> critic_from_spec({"observation": (4,)}, spec=ps.to_dict(critic)) == critic
@@ -70,7 +70,7 @@ def spec_config(policy: SpecLike, critic: SpecLike | None = None, *, seed: int |
     seed: the composer's seed (same seed, same weights, in any process).
     policy_section: further keys of the 'policy' section, e.g. `init=...` or `action_head_bias={'action': [...]}`.
 
-    Example:
+    Examples:
         >>> from perceptspec.integrations import spec_config
         >>> policy = ps.Graph([ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16]),
         ...                    ps.LinearOutput(in_keys="h", out_keys="action", output_units=2)], out_keys="action")

@@ -68,7 +68,7 @@ def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
     """The space of what SB3's `preprocess_obs` hands the networks: Discrete and MultiDiscrete become one-hot
     Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> from perceptspec.integrations.sb3 import network_observation_space
         >>> network_observation_space(gym.spaces.Discrete(3)).shape
@@ -91,7 +91,7 @@ def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize
     """SB3's preprocessing of `obs` (one-hot, float, image scaling), keyed as the networks read it, each input
     reshaped to (batch, *its shape in `shapes`).
 
-    Example:
+    Examples:
         >>> import gymnasium as gym, torch
         >>> from perceptspec.integrations.sb3 import network_inputs
         >>> inputs = network_inputs(torch.tensor([2]), gym.spaces.Discrete(3), True, {"observation": (3,)})
@@ -116,7 +116,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
     module computing logits and value; it holds every parameter).
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import PPO
         >>> from perceptspec.integrations.sb3 import SpecActorCriticPolicy
         >>> model = PPO(SpecActorCriticPolicy, "CartPole-v1", n_steps=64,

@@ -101,7 +101,7 @@ class _SpecNetwork(BasePolicy):
 class SpecSACActor(_SpecNetwork):
     """SAC's actor: SB3's squashed Gaussian over the head's means and (clamped) log standard deviations.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import SAC
         >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
         >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
@@ -138,7 +138,7 @@ class SpecSACActor(_SpecNetwork):
 class SpecTD3Actor(_SpecNetwork):
     """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1].
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import TD3
         >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
         >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
@@ -162,7 +162,7 @@ class SpecTD3Actor(_SpecNetwork):
 class SpecQNetwork(_SpecNetwork):
     """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import DQN
         >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
         >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
@@ -188,7 +188,7 @@ class SpecStateActionCritic(BaseModel):
     """SB3's continuous critic: `n` Q networks over (observations, action), each a module built from the critic's
     spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss).
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import SAC
         >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
         >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
@@ -280,7 +280,7 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
     config: a composer config with a policy (head 'action': means and log stds) and a `state_action` critic.
     n_critics: how many Q networks (SB3's default 2); allow: as `ps.compose`'s.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import SAC
         >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
         >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
@@ -316,7 +316,7 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
     config: a composer config with a policy (head 'action': the action, before tanh) and a `state_action` critic.
     n_critics: how many Q networks (TD3: 2, DDPG: 1 — SB3's DDPG passes n_critics=1 itself); allow: as compose's.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import TD3
         >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
         >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
@@ -349,7 +349,7 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
     """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import DQN
         >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
         >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",

@@ -41,7 +41,7 @@ class KeyedCall(nn.Module):
     """TensorDictModule's calling convention (positional tensors in `in_keys` order, a tuple out) around a module
     that takes and returns a dict of tensors.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from perceptspec.integrations.tensordict import KeyedCall
         >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)})
@@ -81,7 +81,7 @@ def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] 
         names.
     Returns a `tensordict.nn.TensorDictModule` (its `.module` is a `KeyedCall` around `module`).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from tensordict import TensorDict
         >>> from perceptspec.integrations.tensordict import as_tensordict_module
@@ -107,7 +107,7 @@ def tensordict_module(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, se
     """`as_tensordict_module(ps.materialize(spec, in_shapes, seed=seed, check=check), ...)`: the same
     (spec, shapes, seed) gives the same weights in every process.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from tensordict import TensorDict
         >>> from perceptspec.integrations.tensordict import tensordict_module
