@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -22,10 +21,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks._results import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- cli:begin -->", "<!-- cli:end -->"
-BEFORE = "## Issue #13"  # the section goes before this heading when RESULTS.md has no markers yet
 EXAMPLE2 = ["perceptspec/examples/complex.yaml", "--env", "perceptspec.examples.inventory_env:InventoryGridEnv"]
 COMMANDS: dict[str, list[str]] = {
     "summary": ["summary", *EXAMPLE2],
@@ -79,16 +77,6 @@ def table(medians: dict[str, tuple[float, float]], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def write_results(body: str) -> None:
-    text = RESULTS.read_text()
-    if BEGIN not in text or END not in text:
-        section = f"## Command-line latency (issue #19)\n\n{BEGIN}\n{END}\n\n"
-        text = text.replace(BEFORE, section + BEFORE, 1) if BEFORE in text else f"{text.rstrip()}\n\n{section}"
-    note = "<!-- written by `python -m benchmarks.cli_latency`; edit outside the markers -->"
-    block = f"{BEGIN}\n{note}\n\n{body}{END}"
-    RESULTS.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=7, help="runs of each command (default 7)")
@@ -99,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     body = table(measure(rounds, out), rounds)
     print(body)
     if not args.quick:
-        write_results(body)
+        write_section("cli", "Command-line latency (issue #19)", "benchmarks.cli_latency", body)
 
 
 if __name__ == "__main__":

@@ -103,11 +103,10 @@ class SpecSACActor(_SpecNetwork):
 
     Examples:
         >>> from stable_baselines3 import SAC
-        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
-        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
-        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
-        >>> type(model.actor).__name__
-        'SpecSACActor'
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACActor, SpecSACPolicy
+        >>> sac = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> isinstance(sac.actor, SpecSACActor), sac.actor.action_dist.__class__.__name__
+        (True, 'SquashedDiagGaussianDistribution')
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
@@ -139,12 +138,12 @@ class SpecTD3Actor(_SpecNetwork):
     """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1].
 
     Examples:
-        >>> from stable_baselines3 import TD3
-        >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
-        >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
-        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
-        >>> type(model.actor).__name__
-        'SpecTD3Actor'
+        >>> import stable_baselines3 as sb3
+        >>> from perceptspec.integrations import sb3_off_policy
+        >>> pendulum = {"config": "perceptspec/examples/pendulum.yaml"}
+        >>> td3 = sb3.TD3(sb3_off_policy.SpecTD3Policy, "Pendulum-v1", policy_kwargs=pendulum)
+        >>> td3.actor.__class__ is sb3_off_policy.SpecTD3Actor
+        True
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
@@ -165,11 +164,10 @@ class SpecQNetwork(_SpecNetwork):
     Examples:
         >>> from stable_baselines3 import DQN
         >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
-        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
-        ...                                    "hidden_units": [64, 64]}]}}
-        >>> model = DQN(SpecDQNPolicy, "CartPole-v1", buffer_size=1000, policy_kwargs={"config": config})
-        >>> type(model.q_net).__name__
-        'SpecQNetwork'
+        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor"}]}}
+        >>> q_net = DQN(SpecDQNPolicy, "CartPole-v1", policy_kwargs={"config": config}).q_net
+        >>> type(q_net).__name__, sorted(q_net.obs_shapes)
+        ('SpecQNetwork', ['observation'])
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
@@ -191,9 +189,9 @@ class SpecStateActionCritic(BaseModel):
     Examples:
         >>> from stable_baselines3 import SAC
         >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
-        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
-        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
-        >>> type(model.critic).__name__, len(model.critic.q_networks)
+        >>> kwargs = {"config": "perceptspec/examples/pendulum.yaml"}
+        >>> critic = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs=kwargs).critic
+        >>> type(critic).__name__, len(critic.q_networks)
         ('SpecStateActionCritic', 2)
     """
 
@@ -317,12 +315,12 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
     n_critics: how many Q networks (TD3: 2, DDPG: 1 — SB3's DDPG passes n_critics=1 itself); allow: as compose's.
 
     Examples:
-        >>> from stable_baselines3 import TD3
+        >>> from stable_baselines3 import DDPG
         >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
-        >>> model = TD3(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
+        >>> ddpg = DDPG(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
         ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
-        >>> model.policy.critic_target is model.critic_target
-        True
+        >>> len(ddpg.critic.q_networks), ddpg.policy.critic_target is ddpg.critic_target  # DDPG: one Q network
+        (1, True)
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
