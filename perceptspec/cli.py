@@ -54,7 +54,7 @@ examples (from a clone of the repository):
   perceptspec render perceptspec/examples/shared_complex.yaml \\
       --env perceptspec.examples.inventory_env:InventoryGridEnv -o out/example4 --format svg png
   perceptspec check perceptspec/examples/complex.yaml --env perceptspec.examples.inventory_env:InventoryGridEnv
-  perceptspec check policy_spec.yaml --in-shapes '{observation: [4]}' --forward
+  perceptspec check perceptspec/examples/cartpole_policy_spec.yaml --in-shapes '{observation: [4]}' --forward
   perceptspec demo -o out
 
 FILE is a YAML file: a composer config (policy.networks, critic.networks, _target_ import paths; see
@@ -214,7 +214,8 @@ class _Subject:
             from perceptspec._composer import compose_specs
 
             assert self.observation_space is not None and self.action_space is not None
-            self.composed = compose_specs(path, self.observation_space, self.action_space, allow=args.allow)
+            self.composed = compose_specs(data if isinstance(data, Mapping) else path, self.observation_space,
+                                          self.action_space, allow=args.allow)
             self.spec_networks = {name: (spec, self.composed.in_shapes[name])
                                   for name, spec in self.composed.specs.items()}
 
@@ -275,19 +276,20 @@ def _summary(args: argparse.Namespace) -> int:
                      "networks": {name: _network_json(subject, name, spec, shapes)
                                   for name, (spec, shapes) in subject.spec_networks.items()}})
         return 0
-    print(subject.heading())
+    lines = [subject.heading()]  # all of it worked out before anything is printed
     for name, (spec, in_shapes) in subject.spec_networks.items():
-        print(f"\n{name}")
+        lines.append(f"\n{name}")
         shared = subject.shared_keys(name)
         if shared:
             keys = ", ".join(f"{k} {shape_text(in_shapes[k])}" for k in shared)
-            print(f"(reads {keys} from the policy)")
+            lines.append(f"(reads {keys} from the policy)")
         if spec is None:
             module = subject.plain_module(name)
-            print(f"{type(module).__name__}: a plain torch module with {_numel(module):,} parameters (no spec, so no "
-                  f"table of blocks)")
+            lines.append(f"{type(module).__name__}: a plain torch module with {_numel(module):,} parameters (no "
+                         f"spec, so no table of blocks)")
         else:
-            print(ps.summary(spec, in_shapes))
+            lines.append(ps.summary(spec, in_shapes))
+    print("\n".join(lines))
     return 0
 
 
