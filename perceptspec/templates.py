@@ -90,8 +90,11 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
                          observation_modality_mapping: Mapping[str, str],
                          shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's state critic: the perception net and a 'value' head. With shared embedding keys (which
-    the policy outputs and the composer passes in) only the blocks downstream of them are built."""
-    net = concat_perception({k: s for k, s in obs_shapes.items() if k not in shared_embedding_keys},
+    the policy outputs and the composer passes in) only the blocks downstream of them are built: sharing 'latent'
+    leaves the critic its value head alone, as in Maze. Inputs are read in sorted key order: Maze's critic composers
+    hand the template a gymnasium Dict they build (the union over sub-steps; with the previous value; with the actions),
+    which sorts its keys, so the per-key blocks and the concatenation follow that order."""
+    net = concat_perception({k: s for k, s in sorted(obs_shapes.items()) if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
     return _state_value(net, shared_embedding_keys, BODY_INIT, HEAD_INIT)
 
@@ -110,9 +113,6 @@ def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: In
     blocks = dict(net.blocks)
     for name in _upstream(net, shared):
         del blocks[name]
-    if not blocks:
-        refuse("shared_embedding_keys", [f"{list(shared)} include 'latent': the critic would have no block "
-                                         f"of its own before its value head; share an earlier key"])
     value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=head_init)
     return Graph({**blocks, "value": value}, out_keys="value", init=body_init)
 
@@ -120,8 +120,9 @@ def _state_value(net: Graph, shared_embedding_keys: Sequence[str], body_init: In
 def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modality_config: ModalityConfig,
                                 observation_modality_mapping: Mapping[str, str]) -> Graph:
     """The template composer's Q critic: the perception net over the observations (and the actions the modality
-    mapping names, for Q(s, a)), one head per output ('q_value', or '<action>_q_values' for discrete actions)."""
-    net = concat_perception(obs_shapes, modality_config, observation_modality_mapping)
+    mapping names, for Q(s, a)), one head per output ('q_value', or '<action>_q_values' for discrete actions).
+    Its inputs are read in sorted key order (see `template_state_value`)."""
+    net = concat_perception(dict(sorted(obs_shapes.items())), modality_config, observation_modality_mapping)
     heads = {key: LinearOutput(in_keys=LATENT, out_keys=key, output_units=_units(shape, key), init=HEAD_INIT)
              for key, shape in output_shapes.items()}
     return Graph({**net.blocks, **heads}, out_keys=list(output_shapes), init=BODY_INIT)

@@ -3,6 +3,7 @@ nn.LSTM / nn.GRU applied by hand with copied weights, the compile path, initiali
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -201,12 +202,24 @@ class TestInitialisation:
             assert torch.equal(got, expected)
         assert torch.equal(block.dense.weight, dense.weight)
 
-    @pytest.mark.parametrize("init", [ps.Orthogonal(gain=0.01), ps.XavierUniform(), ps.NormC(std=0.5),
-                                      ps.KaimingUniform()], ids=["orthogonal", "xavier", "normc", "kaiming"])
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_normc_leaves_the_cell_at_torchs_default_as_maze(self, kind: type[Any]) -> None:
+        """Maze's normc fills Linear and conv layers only: nn.LSTM keeps torch's draw, the dense layer is normc
+        (issue #16: Maze's template composer and the seed's Example 2 start so)."""
+        spec = make(kind, hidden_size=5, num_layers=2, bidirectional=True, init=ps.NormC(std=0.5))
+        block = block_module(ps.materialize(spec, {"x": (4, 3)}, seed=0))
+        default = block_module(ps.materialize(dataclasses.replace(spec, init=ps.TorchDefault()), {"x": (4, 3)},
+                                              seed=0))
+        for got, expected in zip(block.rnn.parameters(), default.rnn.parameters()):
+            assert torch.equal(got, expected)
+        torch.testing.assert_close(block.dense.weight.detach().norm(dim=1), torch.full((10,), 0.5))
+
+    @pytest.mark.parametrize("init", [ps.Orthogonal(gain=0.01), ps.XavierUniform(), ps.KaimingUniform()],
+                             ids=["orthogonal", "xavier", "kaiming"])
     @pytest.mark.parametrize("kind", KINDS)
     def test_recurrent_weights_suit_recurrence(self, kind: type[Any], init: ps.Initializer) -> None:
         """Hidden-to-hidden gate blocks orthogonal, input gate blocks Glorot uniform, biases 0 but the LSTM
-        forget gate's 1 (whatever the block's init, which fills the dense layer)."""
+        forget gate's 1 (whatever the block's init but TorchDefault and NormC; it fills the dense layer)."""
         h = 4
         spec = make(kind, hidden_size=h, num_layers=2, bidirectional=True, init=init)
         block = block_module(ps.materialize(spec, {"x": (5, 3)}, seed=0))

@@ -59,6 +59,16 @@ class TestNormC:
                                 {"obs": (3,)}, seed=0)
         torch.testing.assert_close(row_norms(module.state_dict()["blocks.y.weight"]), torch.ones(5))
 
+    def test_conv_kernels_are_normalised_over_input_channels_as_in_maze(self) -> None:
+        """Maze's normc scales over dim 1 only: for a conv, each output channel's input channels at each kernel
+        position have norm std, so a 1-channel 3x3 kernel is all +-std, not one row of norm std (issue #16)."""
+        conv = ps.StridedConv(in_keys="obs", out_keys="h", hidden_channels=[4, 2], hidden_kernels=[3, 3],
+                              hidden_strides=[1, 1], hidden_padding=[0, 0], non_lin="relu", init=ps.NormC(std=0.5))
+        module = ps.materialize(conv, {"obs": (1, 8, 8)}, seed=0)
+        first, second = [w for name, w in module.state_dict().items() if name.endswith("weight")]
+        torch.testing.assert_close(first.abs(), torch.full((4, 1, 3, 3), 0.5))
+        torch.testing.assert_close(second.norm(dim=1), torch.full((2, 3, 3), 0.5))
+
     def test_rows_are_random(self) -> None:
         module = ps.materialize(ps.LinearOutput(in_keys="obs", out_keys="y", output_units=5, init=ps.NormC(std=1.0)),
                                 {"obs": (6,)}, seed=0)

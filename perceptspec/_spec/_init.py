@@ -41,7 +41,8 @@ class TorchDefault(Initializer):
 
 @descriptor(kw_only=False)
 class NormC(Initializer):
-    """Maze's normc: weights drawn N(0, 1), then each output unit's weight row scaled to norm `std`; biases 0.
+    """Maze's normc: weights drawn N(0, 1), then scaled to norm `std` over their input dim (dim 1: each output unit's
+    row of a Linear; each output channel's input channels at every kernel position of a conv, as Maze); biases 0.
 
     Examples:
         >>> ps.LinearOutput(in_keys="h", out_keys="action", output_units=2, init=ps.NormC(0.01)).init

@@ -50,9 +50,11 @@ def _zero_bias_after(fill: Callable[[Any, torch.Tensor, torch.Generator | None],
 
 
 def _normc_weights(init: NormC, weight: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Maze's normc: N(0, 1), then unit norm (times std) over dim 1: a Linear's inputs; a conv's input channels at
+    each output channel and kernel position (Maze does not normalise a conv kernel as one row)."""
     torch.nn.init.normal_(weight, generator=generator)
-    rows = weight.reshape(weight.shape[0], -1)
-    rows.mul_(init.std / rows.norm(dim=1, keepdim=True))
+    columns = weight.reshape(weight.shape[0], weight.shape[1] if weight.dim() > 1 else 1, -1)
+    columns.mul_(init.std / columns.norm(dim=1, keepdim=True))
 
 
 def _kaiming_uniform_weights(init: KaimingUniform, weight: torch.Tensor, generator: torch.Generator | None) -> None:

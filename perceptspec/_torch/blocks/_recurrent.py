@@ -12,6 +12,8 @@ The module's weights are read as attributes at every call, so parametrizations, 
 Initialisation ("recurrent weights get an initialiser that suits them"): the block's `init` fills the
 time-distributed dense layer as for any Linear. The recurrent weights get:
 - TorchDefault: what nn.LSTM / nn.GRU do, every weight and bias uniform in ±1/sqrt(hidden_size);
+- NormC: the same, as Maze's normc module init leaves nn.LSTM to torch (it fills Linear and conv layers only), so a
+  Maze network under NormC, a template's recurrence included, starts as Maze's;
 - any other initialiser: Keras' recurrent defaults, applied per gate block: input weights Glorot (Xavier) uniform,
   hidden-to-hidden weights orthogonal (each gate's recurrence keeps the norm of the state), biases zero except
   the LSTM forget gate's input bias, 1 (Jozefowicz et al. 2015), so the untrained cell remembers.
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptspec._core import Shape
-from perceptspec._spec import GRU, LSTM, GRULastStep, Initializer, LSTMLastStep, TorchDefault
+from perceptspec._spec import GRU, LSTM, GRULastStep, Initializer, LSTMLastStep, NormC, TorchDefault
 from perceptspec._spec._recurrent import Recurrent
 from perceptspec._torch._init import initialise
 from perceptspec._torch._call import call_in_turn, intercepted, param
@@ -169,7 +171,7 @@ def initialise_recurrent(module: RecurrentModule, init: Initializer, generator: 
     weights = [getattr(module.rnn, name) for name in module.weight_names]
     hidden = module.hidden_size
     with torch.no_grad():
-        if isinstance(init, TorchDefault):
+        if isinstance(init, (TorchDefault, NormC)):
             bound = 1 / math.sqrt(hidden)
             for w in weights:
                 nn.init.uniform_(w, -bound, bound, generator=generator)
