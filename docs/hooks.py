@@ -31,6 +31,30 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- perceptspec:([\w-]+) ?([^>]*?) -->$", re.M)
 
 
+def on_config(config: Any) -> Any:
+    """mkdocs' hook: a page of docs/ that `nav` does not list joins the guides, under its first heading (so a page
+    added without editing mkdocs.yml is on the site, not a warning that fails the strict build)."""
+    listed = set(_nav_files(config["nav"]))
+    docs = Path(config["docs_dir"])
+    guides = next(item["Guides"] for item in config["nav"] if isinstance(item, dict) and "Guides" in item)
+    for page in sorted(docs.rglob("*.md")):
+        path = page.relative_to(docs).as_posix()
+        if path not in listed:
+            title = next((line[2:].strip() for line in page.read_text().splitlines() if line.startswith("# ")), path)
+            guides.append({title: path})
+    return config
+
+
+def _nav_files(nav: Any) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, list):
+        return [f for item in nav for f in _nav_files(item)]
+    if isinstance(nav, dict):
+        return [f for value in nav.values() for f in _nav_files(value)]
+    return []
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """mkdocs' hook: every marker of the page replaced by what it asks for."""
     return MARKER.sub(lambda m: EXPANSIONS[m.group(1)](*m.group(2).split()), markdown)

@@ -33,9 +33,10 @@ INCLUDE = re.compile(r'^--8<-- "([^"]+)"$', re.M)
 SCRIPT = re.compile(r"# (\w+\.py)\n")
 #: what makes a snippet long: real training, a multi-process launch
 SLOW = ("model.learn(", "torchrun", "dist.init_process_group")
-#: the documents whose snippets the fast suite runs; the site's guides (a fresh interpreter each, importing torch,
-#: Stable-Baselines3 or TorchRL: about 40 s of CPU in all) run in `make test-all`, which also builds the site
-FAST_DOCUMENTS = ("README.md", "docs/training.md", "docs/security.md")
+#: the site's guides whose snippets only `make test-all` runs (which also builds the site): a fresh interpreter each,
+#: importing torch, Stable-Baselines3 or TorchRL, about 40 s of CPU in all; they show what README.md and the tests
+#: also cover
+SLOW_DOCUMENTS = ("docs/index.md", "docs/examples.md", "docs/coming-from-", "docs/forward.md", "docs/composer-config.md")
 
 
 def snippets(language: str = "python") -> list[tuple[str, str]]:
@@ -54,7 +55,7 @@ def snippets(language: str = "python") -> list[tuple[str, str]]:
 
 def params() -> list[object]:
     return [pytest.param(source, id=name, marks=[pytest.mark.slow] if any(s in source for s in SLOW)
-                         or not name.startswith(FAST_DOCUMENTS) else [])
+                         or name.startswith(SLOW_DOCUMENTS) else [])
             for name, source in snippets()]
 
 
