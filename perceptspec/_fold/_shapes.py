@@ -37,9 +37,23 @@ class Trace:
 
 
 def infer_shapes(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
-    """The shape (without batch dims) of every key of `spec`, inputs included; nested keys as 'graph.key'.
+    """The shape of every key of `spec`, inputs included, from the spec alone (no tensor is created).
 
-    Raises `ShapeError` naming the block, the key, what it expected and what it got.
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without batch dims (Maze's convention): `{"obs": (4,)}`.
+
+    Returns:
+        {key: shape} for the inputs and every block output; keys inside nested graphs read 'graph.key'.
+
+    Raises:
+        ShapeError: a block cannot take its input shape (names the block, its kind, the key, expected and got),
+            or `in_shapes` lacks an input or has one the spec does not read.
+
+    Examples:
+        >>> block = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16, 32])
+        >>> ps.infer_shapes(block, {"obs": (4,)})
+        {'obs': (4,), 'h': (32,)}
     """
     return dict(trace(spec, in_shapes).shapes)
 

@@ -94,6 +94,13 @@ class SpecModule(nn.Module):
     Parameters live in `blocks`, one submodule per block, nested like the spec's graphs, so `state_dict` keys read
     `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`); it
     calls every block module as torch would (hooks, parametrizations and replaced modules are honoured).
+    Attributes: `spec`, `in_shapes`, `seed`, `code` (the generated forward's source), `check`, `check_finite`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)}, seed=0)
+        >>> isinstance(module, ps.SpecModule), sorted(module.state_dict())
+        (True, ['blocks.h.0.bias', 'blocks.h.0.weight'])
     """
 
     code: str
