@@ -8,7 +8,6 @@ from perceptspec._spec._attention import *
 from perceptspec._spec._block import *
 from perceptspec._spec._conv import *
 from perceptspec._spec._dense import *
-
 from perceptspec._spec._encoding import *
 from perceptspec._spec._ensemble import *
 from perceptspec._spec._graph import *
