@@ -119,6 +119,27 @@ def keys_by_step() -> tuple[Spaces, Spaces]:
             {0: gym.spaces.Dict({"move": gym.spaces.Discrete(2)}), 1: gym.spaces.Dict({"pick": gym.spaces.Discrete(3)})})
 
 
+def cutting_steps() -> tuple[Spaces, Spaces]:
+    """The structured cutting-2D env of Maze's tutorial (part 6): select a piece of 10, then cut it."""
+    obs: Spaces = {0: gym.spaces.Dict({"inventory": gym.spaces.Box(0.0, 1.0, (10, 2), np.float32),
+                                       "inventory-flatten": gym.spaces.Box(0.0, 1.0, (20,), np.float32),
+                                       "ordered_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "inventory_mask": gym.spaces.Box(0.0, 1.0, (10,), np.float32)}),
+                   1: gym.spaces.Dict({"selected_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "ordered_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "cutting_mask": gym.spaces.Box(0.0, 1.0, (2,), np.float32)})}
+    act: Spaces = {0: gym.spaces.Dict({"piece_idx": gym.spaces.Discrete(10)}),
+                   1: gym.spaces.Dict({"cut_rotation": gym.spaces.Discrete(2), "cut_order": gym.spaces.Discrete(2)})}
+    return obs, act
+
+
+def two_steps_discrete() -> tuple[Spaces, Spaces]:
+    """The two sub-steps with Discrete actions only (what Maze's Q critics give per-action values for)."""
+    obs, _ = two_steps()
+    return obs, {0: gym.spaces.Dict({"action_0_0": gym.spaces.Discrete(3)}),
+                 1: gym.spaces.Dict({"action_1_0": gym.spaces.Discrete(5), "action_1_1": gym.spaces.Discrete(2)})}
+
+
 def masked() -> tuple[Spaces, Spaces]:
     """An action with a mask observation ('<action>_mask') beside one without."""
     return _one_step({"observation": _box(6), "action_mask": gym.spaces.Box(0.0, 1.0, (3,), np.float32)},
@@ -155,6 +176,70 @@ class PlainCritic(PlainPolicy):
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], hidden_layer_0: int, hidden_layer_1: int,
                  use_bias: bool) -> None:
         super().__init__(obs_shapes, {"value": (1,)}, hidden_layer_0, hidden_layer_1, use_bias)
+
+
+ps.register_function("maze_tutorial_unsqueeze", lambda shape: (1, *shape), lambda x: x.unsqueeze(-2))
+
+
+def selection_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_shapes: Mapping[str, tuple[int, ...]],
+                     non_lin: str, with_mask: bool) -> ps.Graph:
+    """The selection policy of Maze's cutting-2D tutorial (part 6): the inventory's pieces and the ordered piece
+    embedded alike (Dense 32, LinearOutput 7), one score per piece (their correlation), masked by the inventory
+    mask if asked."""
+    dense = {"hidden_units": [32], "non_lin": non_lin}
+    blocks: dict[str, ps.Block] = {
+        "inventory_feat": ps.Dense(in_keys="inventory", out_keys="inventory_feat", **dense),
+        "inventory_embed": ps.LinearOutput(in_keys="inventory_feat", out_keys="inventory_embed", output_units=7,
+                                           init=ps.NormC(0.01)),
+        "order_unsqueezed": ps.Functional(in_keys="ordered_piece", out_keys="order_unsqueezed",
+                                          func="maze_tutorial_unsqueeze"),
+        "order_feat": ps.Dense(in_keys="order_unsqueezed", out_keys="order_feat", **dense),
+        "order_embed": ps.LinearOutput(in_keys="order_feat", out_keys="order_embed", output_units=7,
+                                       init=ps.NormC(0.01)),
+    }
+    scores = "corr_score" if with_mask else "piece_idx"
+    blocks[scores] = ps.Correlation(in_keys=["inventory_embed", "order_embed"], out_keys=scores, reduce=True)
+    if with_mask:
+        blocks["piece_idx"] = ps.ActionMasking(in_keys=["corr_score", "inventory_mask"], out_keys="piece_idx")
+    return ps.Graph(blocks, out_keys="piece_idx", init=ps.NormC(1.0))
+
+
+def cutting_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_shapes: Mapping[str, tuple[int, ...]],
+                   non_lin: str, with_mask: bool) -> ps.Graph:
+    """The cutting policy of Maze's cutting-2D tutorial: selected and ordered piece through Dense 32 each,
+    concatenated, a rotation and an order head; the rotation masked by the cutting mask if asked."""
+    rotation = "cut_rotation_logits" if with_mask else "cut_rotation"
+    blocks: dict[str, ps.Block] = {
+        "selected_feat": ps.Dense(in_keys="selected_piece", out_keys="selected_feat", hidden_units=[32],
+                                  non_lin=non_lin),
+        "order_feat": ps.Dense(in_keys="ordered_piece", out_keys="order_feat", hidden_units=[32], non_lin=non_lin),
+        "latent": ps.Concat(in_keys=["selected_feat", "order_feat"], out_keys="latent"),
+        rotation: ps.LinearOutput(in_keys="latent", out_keys=rotation,
+                                  output_units=action_logits_shapes["cut_rotation"][0], init=ps.NormC(0.01)),
+    }
+    if with_mask:
+        blocks["cut_rotation"] = ps.ActionMasking(in_keys=[rotation, "cutting_mask"], out_keys="cut_rotation")
+    blocks["cut_order"] = ps.LinearOutput(in_keys="latent", out_keys="cut_order",
+                                          output_units=action_logits_shapes["cut_order"][0], init=ps.NormC(0.01))
+    return ps.Graph(blocks, out_keys=["cut_rotation", "cut_order"], init=ps.NormC(1.0))
+
+
+def pieces_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str, first: str, second: str) -> ps.Graph:
+    """The tutorial's value nets: two observations through Dense 32 each, concatenated, a value head."""
+    features = {key: f"{key.partition('_')[0].partition('-')[0]}_feat" for key in (first, second)}
+    blocks: dict[str, ps.Block] = {
+        feat: ps.Dense(in_keys=key, out_keys=feat, hidden_units=[32], non_lin=non_lin) for key, feat in features.items()}
+    blocks["latent"] = ps.Concat(in_keys=list(features.values()), out_keys="latent")
+    blocks["value"] = ps.LinearOutput(in_keys="latent", out_keys="value", output_units=1, init=ps.NormC(0.01))
+    return ps.Graph(blocks, out_keys="value", init=ps.NormC(1.0))
+
+
+def selection_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
+    return pieces_value(obs_shapes, non_lin, "inventory-flatten", "ordered_piece")
+
+
+def cutting_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
+    return pieces_value(obs_shapes, non_lin, "ordered_piece", "selected_piece")
 
 
 # --- the configs ---------------------------------------------------------------------------------------------------
@@ -202,6 +287,7 @@ TANH_256 = "    non_lin: torch.nn.Tanh\n    hidden_units: [256, 256]\n"
 FLATTEN_CONCAT_POLICY = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatPolicyNet\n{TANH_256}"
 FLATTEN_CONCAT_VALUE = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateValueNet\n{TANH_256}"
 FLATTEN_CONCAT_Q = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateActionValueNet\n{TANH_256}"
+CRITIC_ENTRY = f"    - _target_: {BUILT_IN}flatten_concat.{{}}\n      non_lin: torch.nn.Tanh\n      hidden_units: [32]\n"
 
 TANH_128 = {"hidden_units": [128], "non_lin": "torch.nn.Tanh"}
 PIXEL_CONV = {"hidden_channels": [8, 16, 32], "hidden_kernels": [8, 4, 4], "convolution_dimension": 2,
@@ -240,6 +326,7 @@ class Case:
 
 
 DOCS_SNIPPETS = "docs.source.policy_and_value_networks.code_snippets."
+TUTORIAL_MODELS = "tutorial_maze_env.part06_struct_env.models."
 CASES: dict[str, Case] = {
     # Maze's conf/model (the distribution mapper entry for Box, Maze's squashed Gaussian, is left out here: these
     # spaces have no Box action)
@@ -326,6 +413,16 @@ CASES: dict[str, Case] = {
         + block("recurrence", ""),
         mapping(inventory__flatten="feature", ordered_piece="feature", selected_piece="feature"),
         critic="SharedStateCriticComposer"), cutting_flat_steps),
+    **{f"tutorials/tutorial_cutting_2d_struct{'_masked' if mask else ''}": Case(custom(
+        f"  - _target_: {__name__}.selection_policy\n    non_lin: torch.nn.ReLU\n    with_mask: {json.dumps(mask)}\n"
+        f"  - _target_: {__name__}.cutting_policy\n    non_lin: torch.nn.ReLU\n    with_mask: {json.dumps(mask)}\n",
+        f"    - _target_: {__name__}.selection_value\n      non_lin: torch.nn.ReLU\n"
+        f"    - _target_: {__name__}.cutting_value\n      non_lin: torch.nn.ReLU\n",
+        critic_composer="StepStateCriticComposer"), cutting_steps,
+        {f"{__name__}.{ours}": f"{TUTORIAL_MODELS}{theirs}" for ours, theirs in (
+            ("selection_policy", "actor.SelectionPolicyNet"), ("cutting_policy", "actor.CuttingPolicyNet"),
+            ("selection_value", "critic.SelectionValueNet"), ("cutting_value", "critic.CuttingValueNet"))})
+      for mask in (False, True)},
     # Maze's template composer tests
     "test/template cartpole, step critic, shared 'latent'": Case(template(
         CARTPOLE_MODALITIES, mapping(observation="feature"), critic="StepStateCriticComposer", shared="['latent']"),
@@ -354,6 +451,27 @@ CASES: dict[str, Case] = {
         two_steps_split),
     "test/flatten_concat two steps": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * FLATTEN_CONCAT_VALUE.replace(
         "  -", "    -").replace("\n    ", "\n      "), critic_composer="StepStateCriticComposer"), two_steps),
+    "test/flatten_concat categorical value": Case(custom(
+        FLATTEN_CONCAT_POLICY, f"    - _target_: {BUILT_IN}flatten_concat.FlattenConcatCategoricalStateValueNet\n"
+        "      non_lin: torch.nn.Tanh\n      hidden_units: [64]\n      support_range: [-5, 5]\n"), cartpole),
+    "test/flatten_concat two steps, delta critic": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * CRITIC_ENTRY.format(
+        "FlattenConcatStateValueNet"), critic_composer="DeltaStateCriticComposer"), two_steps),
+    "test/flatten_concat two steps, step Q critics": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * CRITIC_ENTRY.format(
+        "FlattenConcatStateActionValueNet"), critic_composer="StepStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat two steps, shared Q critic": Case(custom(2 * FLATTEN_CONCAT_POLICY, CRITIC_ENTRY.format(
+        "FlattenConcatStateActionValueNet"), critic_composer="SharedStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat shared embedding, two steps": Case(custom(
+        2 * (f"  - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingPolicyNet\n"
+             "    non_lin: torch.nn.Tanh\n    hidden_units: [32]\n    head_units: [16]\n"),
+        2 * (f"    - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingStateValueNet\n"
+             "      non_lin: torch.nn.Tanh\n      head_units: [16]\n"),
+        critic_composer="StepStateCriticComposer"), two_steps),
+    "test/template two steps, step Q critics": Case(template(
+        TEST_MODALITIES, mapping(observation_0="image", observation_1="feature"),
+        critic="StepStateActionCriticComposer"), two_steps_discrete),
+    "test/template two steps, shared Q critic": Case(template(
+        TEST_MODALITIES, mapping(observation_0="image", observation_1="feature"),
+        critic="SharedStateActionCriticComposer"), two_steps_discrete),
     "test/flatten_concat masked policy": Case(custom(MASKED_POLICY.format("false"), None), masked),
     "test/flatten_concat masked policy, mask removed": Case(custom(MASKED_POLICY.format("true"), None), masked),
 }
@@ -442,6 +560,18 @@ MAZE: dict[str, Measured] = {
         "policy": (2542, {"cut_order": (2,), "cut_rotation": (2,), "piece_idx": (10,)}),
         "critic": (1281, {"value": (1,)}),
     },
+    "tutorials/tutorial_cutting_2d_struct": {
+        "policy[0]": (654, {"piece_idx": (10,)}),
+        "policy[1]": (452, {"cut_rotation": (2,), "cut_order": (2,)}),
+        "critic[0]": (833, {"value": (1,)}),
+        "critic[1]": (257, {"value": (1,)}),
+    },
+    "tutorials/tutorial_cutting_2d_struct_masked": {
+        "policy[0]": (654, {"piece_idx": (10,)}),
+        "policy[1]": (452, {"cut_rotation": (2,), "cut_order": (2,)}),
+        "critic[0]": (833, {"value": (1,)}),
+        "critic[1]": (257, {"value": (1,)}),
+    },
     "test/template cartpole, step critic, shared 'latent'": {
         "policy": (3458, {"action": (2,), "latent": (64,)}),
         "critic": (65, {"value": (1,)}),
@@ -487,6 +617,44 @@ MAZE: dict[str, Measured] = {
         "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
         "critic[0]": (854529, {"value": (1,)}),
         "critic[1]": (854529, {"value": (1,)}),
+    },
+    "test/flatten_concat categorical value": {
+        "policy": (67586, {"action": (2,)}),
+        "critic": (1035, {"probabilities": (11,), "value": ()}),
+    },
+    "test/flatten_concat two steps, delta critic": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (98593, {"value": (1,)}),
+        "critic[1]": (98625, {"value": (1,)}),
+    },
+    "test/flatten_concat two steps, step Q critics": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (98659, {"action_0_0_q_values": (3,)}),
+        "critic[1]": (98791, {"action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat two steps, shared Q critic": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic": (98890, {"action_0_0_q_values": (3,), "action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat shared embedding, two steps": {
+        "policy[0]": (99139, {"action_0_0": (3,), "latent": (32,)}),
+        "policy[1]": (99207, {"action_1_0": (5,), "action_1_1": (2,), "latent": (32,)}),
+        "critic[0]": (545, {"value": (1,)}),
+        "critic[1]": (545, {"value": (1,)}),
+    },
+    "test/template two steps, step Q critics": {
+        "policy[0]": (17499, {"action_0_0": (3,)}),
+        "policy[1]": (17759, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (17499, {"action_0_0_q_values": (3,)}),
+        "critic[1]": (17759, {"action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/template two steps, shared Q critic": {
+        "policy[0]": (17499, {"action_0_0": (3,)}),
+        "policy[1]": (17759, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic": (17954, {"action_0_0_q_values": (3,), "action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
     },
     "test/flatten_concat masked policy": {
         "policy": (1541, {"action": (3,), "other": (2,)}),
