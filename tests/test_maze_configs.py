@@ -186,14 +186,13 @@ def selection_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_sh
     """The selection policy of Maze's cutting-2D tutorial (part 6): the inventory's pieces and the ordered piece
     embedded alike (Dense 32, LinearOutput 7), one score per piece (their correlation), masked by the inventory
     mask if asked."""
-    dense = {"hidden_units": [32], "non_lin": non_lin}
     blocks: dict[str, ps.Block] = {
-        "inventory_feat": ps.Dense(in_keys="inventory", out_keys="inventory_feat", **dense),
+        "inventory_feat": ps.Dense(in_keys="inventory", out_keys="inventory_feat", hidden_units=[32], non_lin=non_lin),
         "inventory_embed": ps.LinearOutput(in_keys="inventory_feat", out_keys="inventory_embed", output_units=7,
                                            init=ps.NormC(0.01)),
         "order_unsqueezed": ps.Functional(in_keys="ordered_piece", out_keys="order_unsqueezed",
                                           func="maze_tutorial_unsqueeze"),
-        "order_feat": ps.Dense(in_keys="order_unsqueezed", out_keys="order_feat", **dense),
+        "order_feat": ps.Dense(in_keys="order_unsqueezed", out_keys="order_feat", hidden_units=[32], non_lin=non_lin),
         "order_embed": ps.LinearOutput(in_keys="order_feat", out_keys="order_embed", output_units=7,
                                        init=ps.NormC(0.01)),
     }
