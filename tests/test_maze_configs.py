@@ -116,7 +116,8 @@ def two_steps_split() -> tuple[Spaces, Spaces]:
 def keys_by_step() -> tuple[Spaces, Spaces]:
     """Two sub-steps whose observation keys come out of order across them ('zeta' first, 'alpha' second)."""
     return ({0: gym.spaces.Dict({"zeta": _box(3)}), 1: gym.spaces.Dict({"alpha": _box(5)})},
-            {0: gym.spaces.Dict({"move": gym.spaces.Discrete(2)}), 1: gym.spaces.Dict({"pick": gym.spaces.Discrete(3)})})
+            {0: gym.spaces.Dict({"move": gym.spaces.Discrete(2)}),
+             1: gym.spaces.Dict({"pick": gym.spaces.Discrete(3)})})
 
 
 def cutting_steps() -> tuple[Spaces, Spaces]:
@@ -223,22 +224,23 @@ def cutting_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_shap
     return ps.Graph(blocks, out_keys=["cut_rotation", "cut_order"], init=ps.NormC(1.0))
 
 
-def pieces_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str, first: str, second: str) -> ps.Graph:
+def pieces_value(non_lin: str, first: str, second: str) -> ps.Graph:
     """The tutorial's value nets: two observations through Dense 32 each, concatenated, a value head."""
     features = {key: f"{key.partition('_')[0].partition('-')[0]}_feat" for key in (first, second)}
     blocks: dict[str, ps.Block] = {
-        feat: ps.Dense(in_keys=key, out_keys=feat, hidden_units=[32], non_lin=non_lin) for key, feat in features.items()}
+        feat: ps.Dense(in_keys=key, out_keys=feat, hidden_units=[32], non_lin=non_lin)
+        for key, feat in features.items()}
     blocks["latent"] = ps.Concat(in_keys=list(features.values()), out_keys="latent")
     blocks["value"] = ps.LinearOutput(in_keys="latent", out_keys="value", output_units=1, init=ps.NormC(0.01))
     return ps.Graph(blocks, out_keys="value", init=ps.NormC(1.0))
 
 
 def selection_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
-    return pieces_value(obs_shapes, non_lin, "inventory-flatten", "ordered_piece")
+    return pieces_value(non_lin, "inventory-flatten", "ordered_piece")
 
 
 def cutting_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
-    return pieces_value(obs_shapes, non_lin, "ordered_piece", "selected_piece")
+    return pieces_value(non_lin, "ordered_piece", "selected_piece")
 
 
 # --- the configs ---------------------------------------------------------------------------------------------------
@@ -247,13 +249,12 @@ COMPOSERS = "_target_: maze.perception.models.{}\n"
 POLICY = "policy:\n  _target_: maze.perception.models.policies.ProbabilisticPolicyComposer\n"
 
 
-def template(modalities: str, mapping: str, *, critic: str | None = "StateCriticComposer",
-             shared: str = "~", distributions: str = "[]") -> str:
+def template(modalities: str, mapping: str, *, critic: str | None = "StateCriticComposer", shared: str = "~") -> str:
     """A TemplateModelComposer config (Maze's ConcatModelBuilder), as Maze's shipped ones are laid out."""
     critic_text = "critic: ~\n" if critic is None else \
         f"critic:\n  _target_: maze.perception.models.critics.{critic}\n"
     return (COMPOSERS.format("template_model_composer.TemplateModelComposer")
-            + f"distribution_mapper_config: {distributions}\n"
+            + "distribution_mapper_config: []\n"
             + "model_builder:\n  _target_: maze.perception.builders.ConcatModelBuilder\n"
             + f"  shared_embedding_keys: {shared}\n  observation_modality_mapping:\n{mapping}"
             + f"  modality_config:\n{modalities}" + POLICY + critic_text)
@@ -272,21 +273,23 @@ def mapping(**modalities: str) -> str:
 
 
 def custom(policy: str, critic: str | None, *, critic_composer: str = "StateCriticComposer",
-           distributions: str = "[]", critic_extra: str = "") -> str:
+           critic_extra: str = "") -> str:
     """A CustomModelComposer config; `policy` and `critic` are the network list entries (YAML, indented)."""
     critic_text = "critic: ~\n" if critic is None else (
         f"critic:\n  _target_: maze.perception.models.critics.{critic_composer}\n{critic_extra}  networks:\n{critic}")
     return (COMPOSERS.format("custom_model_composer.CustomModelComposer")
-            + f"distribution_mapper_config: {distributions}\n" + POLICY + f"  networks:\n{policy}"
+            + "distribution_mapper_config: []\n" + POLICY + f"  networks:\n{policy}"
             + "  substeps_with_separate_agent_nets: []\n" + critic_text)
 
 
 BUILT_IN = "maze.perception.models.built_in."
 TANH_256 = "    non_lin: torch.nn.Tanh\n    hidden_units: [256, 256]\n"
 FLATTEN_CONCAT_POLICY = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatPolicyNet\n{TANH_256}"
-FLATTEN_CONCAT_VALUE = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateValueNet\n{TANH_256}"
-FLATTEN_CONCAT_Q = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateActionValueNet\n{TANH_256}"
-CRITIC_ENTRY = f"    - _target_: {BUILT_IN}flatten_concat.{{}}\n      non_lin: torch.nn.Tanh\n      hidden_units: [32]\n"
+FLATTEN_CONCAT_VALUE = (f"    - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateValueNet\n"
+                        "      non_lin: torch.nn.Tanh\n      hidden_units: [256, 256]\n")
+FLATTEN_CONCAT_Q = FLATTEN_CONCAT_VALUE.replace("FlattenConcatStateValueNet", "FlattenConcatStateActionValueNet")
+CRITIC_ENTRY = (f"    - _target_: {BUILT_IN}flatten_concat.{{}}\n"
+                "      non_lin: torch.nn.Tanh\n      hidden_units: [32]\n")
 
 TANH_128 = {"hidden_units": [128], "non_lin": "torch.nn.Tanh"}
 PIXEL_CONV = {"hidden_channels": [8, 16, 32], "hidden_kernels": [8, 4, 4], "convolution_dimension": 2,
@@ -297,6 +300,7 @@ PIXEL_MAPPING = mapping(observation__rgb2gray__resize_img__unsqueeze="image", ob
 VECTOR_OBS = (block("feature", "DenseBlock", **TANH_128) + block("hidden", "DenseBlock", **TANH_128)
               + block("recurrence", ""))
 DOCS_FEATURE = block("feature", "DenseBlock", hidden_units=[32, 32], non_lin="torch.nn.ReLU")
+# (Maze's docs leave out use_batch_norm_conv, which Maze's VGGConvolutionDenseBlock now requires)
 DOCS_IMAGE = block("image", "VGGConvolutionDenseBlock", hidden_channels=[8, 16, 32], hidden_units=[32],
                    non_lin="torch.nn.ReLU", use_batch_norm_conv=False)
 DOCS_HIDDEN = block("hidden", "DenseBlock", hidden_units=[128], non_lin="torch.nn.ReLU")
@@ -330,6 +334,8 @@ CASES: dict[str, Case] = {
     # Maze's conf/model (the distribution mapper entry for Box, Maze's squashed Gaussian, is left out here: these
     # spaces have no Box action)
     "conf/model/flatten_concat": Case(custom(FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE), vectors),
+    # (the shipped file names SharedStateCriticComposer, which Maze itself refuses with a shared embedding: "not yet
+    # supported"; with StateCriticComposer Maze builds it)
     "conf/model/flatten_concat_shared_embedding": Case(custom(
         f"  - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingPolicyNet\n"
         "    non_lin: torch.nn.Tanh\n    hidden_units: [256]\n    head_units: [256]\n",
@@ -352,13 +358,13 @@ CASES: dict[str, Case] = {
         critic=None), vector_sequence),
     # Maze's conf/critic, each with the model config it goes with
     "conf/critic/flatten_concat_shared": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE,
         critic_composer="SharedStateCriticComposer", critic_extra="  stack_observations: false\n"), vectors),
     "conf/critic/flatten_concat_state_action (discrete)": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q,
         critic_composer="StateActionCriticComposer"), cartpole),
     "conf/critic/flatten_concat_state_action (continuous)": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q,
         critic_composer="StateActionCriticComposer"), mixed_actions),
     "conf/critic/template_state": Case(template(VECTOR_OBS, mapping(observation="feature")), vector),
     "conf/critic/template_state_action": Case(template(
@@ -448,8 +454,8 @@ CASES: dict[str, Case] = {
         TEST_MODALITIES, mapping(observation_0="image", observation_1="feature", prev_value="feature"),
         critic="StepStateCriticComposer", shared="{0: ['latent'], 1: ['observation_1_DenseBlock']}"),
         two_steps_split),
-    "test/flatten_concat two steps": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * FLATTEN_CONCAT_VALUE.replace(
-        "  -", "    -").replace("\n    ", "\n      "), critic_composer="StepStateCriticComposer"), two_steps),
+    "test/flatten_concat two steps": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * FLATTEN_CONCAT_VALUE,
+        critic_composer="StepStateCriticComposer"), two_steps),
     "test/flatten_concat categorical value": Case(custom(
         FLATTEN_CONCAT_POLICY, f"    - _target_: {BUILT_IN}flatten_concat.FlattenConcatCategoricalStateValueNet\n"
         "      non_lin: torch.nn.Tanh\n      hidden_units: [64]\n      support_range: [-5, 5]\n"), cartpole),
