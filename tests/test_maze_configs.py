@@ -141,6 +141,14 @@ def two_steps_discrete() -> tuple[Spaces, Spaces]:
                  1: gym.spaces.Dict({"action_1_0": gym.spaces.Discrete(5), "action_1_1": gym.spaces.Discrete(2)})}
 
 
+def every_action_space() -> tuple[Spaces, Spaces]:
+    """One action of each kind Maze's default distribution mapper maps (categorical, Bernoulli, multi-categorical,
+    diagonal Gaussian)."""
+    return _one_step({"observation": _box(6)},
+                     {"move": gym.spaces.Discrete(4), "use": gym.spaces.MultiBinary(3),
+                      "pick": gym.spaces.MultiDiscrete([2, 5]), "force": _box(2)})
+
+
 def masked() -> tuple[Spaces, Spaces]:
     """An action with a mask observation ('<action>_mask') beside one without."""
     return _one_step({"observation": _box(6), "action_mask": gym.spaces.Box(0.0, 1.0, (3,), np.float32)},
@@ -477,6 +485,8 @@ CASES: dict[str, Case] = {
     "test/template two steps, shared Q critic": Case(template(
         TEST_MODALITIES, mapping(observation_0="image", observation_1="feature"),
         critic="SharedStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat every action space": Case(custom(FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE),
+                                                    every_action_space),
     "test/flatten_concat masked policy": Case(custom(MASKED_POLICY.format("false"), None), masked),
     "test/flatten_concat masked policy, mask removed": Case(custom(MASKED_POLICY.format("true"), None), masked),
 }
@@ -660,6 +670,10 @@ MAZE: dict[str, Measured] = {
         "policy[0]": (17499, {"action_0_0": (3,)}),
         "policy[1]": (17759, {"action_1_0": (5,), "action_1_1": (2,)}),
         "critic": (17954, {"action_0_0_q_values": (3,), "action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat every action space": {
+        "policy": (72210, {"force": (4,), "move": (4,), "pick": (7,), "use": (3,)}),
+        "critic": (67841, {"value": (1,)}),
     },
     "test/flatten_concat masked policy": {
         "policy": (1541, {"action": (3,), "other": (2,)}),
