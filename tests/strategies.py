@@ -326,6 +326,12 @@ def _linear_output(b: Builder, scope: Scope) -> None:
     b.add(scope, ps.LinearOutput(in_keys=x, out_keys=b.fresh(), output_units=n, bias=d(biases(n)), init=d(inits())))
 
 
+def _state_independent_log_std(b: Builder, scope: Scope) -> None:
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    b.add(scope, ps.StateIndependentLogStd(in_keys=x, out_keys=b.fresh(),
+                                           log_std_init=b.draw(st.floats(-3.0, 1.0, width=32))))
+
+
 def _concat(b: Builder, scope: Scope) -> None:
     d = b.draw
     x = b.pick(scope, rank_at_least(1), shapes(1, 3))
@@ -723,6 +729,7 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _vgg_conv_dense, _vgg_conv_gap, _flatten_dense, _strided_conv, _strided_conv_dense, _lstm, _lstm_last_step, _gru,
     _gru_last_step, _self_attention_seq,
     _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model,
+    _state_independent_log_std,
 )
 GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph)
 
@@ -740,6 +747,7 @@ RECIPE_OF: dict[type[ps.Block], Recipe] = {
     ps.SelfAttentionSeq: _self_attention_seq,
     ps.MultiHeadAttention: _multi_head_attention, ps.SelfAttentionConv: _self_attention_conv,
     ps.GraphConv: _graph_conv, ps.GraphAttention: _graph_attention, ps.TorchModel: _torch_model,
+    ps.StateIndependentLogStd: _state_independent_log_std,
 }
 
 # a user function for Functional, with its own tensor function (the built-ins' live with torch)

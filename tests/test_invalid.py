@@ -43,6 +43,7 @@ def assert_names(message: str, *parts: str) -> None:
 VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]),
     ps.LinearOutput(in_keys="x", out_keys="y", output_units=2, bias=ps.ConstantBias(0.0)),
+    ps.StateIndependentLogStd(in_keys="x", out_keys="y", log_std_init=-0.5),
     ps.Concat(in_keys=["x", "z"], out_keys="y"),
     ps.Flatten(in_keys="x", out_keys="y", num_flatten_dims=2),
     ps.Slice(in_keys="x", out_keys="y", slice_dim=-1, slice_idx=0),

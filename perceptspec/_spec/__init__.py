@@ -13,6 +13,7 @@ from perceptspec._spec._attention import *
 from perceptspec._spec._conv import *
 from perceptspec._spec._dense import *
 from perceptspec._spec._graph_nn import *
+from perceptspec._spec._heads import *
 from perceptspec._spec._recurrent import *
 from perceptspec._spec._shape_ops import *
 from perceptspec._spec._torch_model import *

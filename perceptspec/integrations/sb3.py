@@ -19,12 +19,19 @@ composed for the shapes that come out of it: a Box stays a float tensor of its s
 vector (n,), and a MultiDiscrete(nvec) the concatenation of one one-hot vector per entry (sum(nvec),). A plain
 space is the input key 'observation', a Dict space gives one input key per entry.
 
-Actions: SB3's action spaces are single, so the policy has one head, 'action'. Its logits feed SB3's own
-distributions, so SB3's algorithms see exactly the log-probs, entropies, samples and modes they expect: Discrete ->
-CategoricalDistribution, MultiBinary -> BernoulliDistribution, MultiDiscrete -> MultiCategoricalDistribution,
-Box -> DiagGaussianDistribution with the head's state-dependent log standard deviations (the second half of the
-logits, as in `perceptspec.distributions`; the action is the flattened Box). These agree with
-`perceptspec.distributions.action_distribution` on the same logits. gSDE (`use_sde=True`) is not supported.
+Actions: where SB3 has the distribution, the 'action' head's logits feed SB3's own, so SB3's algorithms see exactly
+the log-probs, entropies, samples and modes they expect: Discrete -> CategoricalDistribution, MultiBinary ->
+BernoulliDistribution, MultiDiscrete -> MultiCategoricalDistribution, Box -> DiagGaussianDistribution with the
+head's log standard deviations (the second half of the logits, state-dependent or a `StateIndependentLogStd`
+parameter; the action is the flattened Box). These agree with `perceptspec.distributions.action_distribution` on the
+same logits. Any other choice (a squashed Gaussian, a Beta, a log-std clamp, a class of yours) runs
+`perceptspec.distributions` behind SB3's `Distribution` interface (`SpecDistribution`).
+
+SB3's on-policy algorithms take only Box, Discrete, MultiDiscrete and MultiBinary(n) actions. Wrap an env with Tuple,
+(nested) Dict or multi-dimensional MultiBinary actions in `FlatActionWrapper`: SB3 sees one flat Box
+(`FlatActionSpace`: each action's entries in turn, a Discrete as its index), the policy composes one head per action
+of the original space (`perceptspec.spaces` names them) and the wrapper hands the env its structured action. gSDE
+(`use_sde=True`) is not supported.
 """
 
 from __future__ import annotations
@@ -51,8 +58,11 @@ from perceptspec import spaces
 from perceptspec._composer import VALUE_KEY, Models, compose
 from perceptspec._config import load_config
 from perceptspec._errors import SpecError
+from perceptspec.templates import DEFAULT_CONFIG
+from perceptspec.integrations.sb3_actions import FlatActionSpace, FlatActionWrapper, SpecDistribution
 
-__all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_inputs", "network_observation_space"]
+__all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "SpecActorCriticPolicy", "SpecDistribution",
+           "network_inputs", "network_observation_space"]
 
 ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
 OBSERVATION = "observation"  # the input key of a plain observation space
@@ -88,12 +98,19 @@ def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize
     return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
 
 
+def _sb3_has(choice: spaces.DistributionChoice | None, sb3_distribution: type[Distribution]) -> bool:
+    """Whether SB3's own distribution for the space is `choice` (same kind, no option SB3 lacks)."""
+    return choice is not None and _SB3_DISTRIBUTIONS.get(sb3_distribution) == choice.name \
+        and all(value is None for value in choice.options.values())
+
+
 class SpecActorCriticPolicy(ActorCriticPolicy):
     """An SB3 actor-critic policy (PPO, A2C) whose networks come from a perceptspec composer config.
 
     config: what `ps.compose` takes: a mapping or a YAML path with a 'policy' section and a critic of kind
-        'state' or 'shared_state'. The policy's head must be 'action'. A path is read once, here: the loaded
-        mapping is what `model.save` stores.
+        'state' or 'shared_state', or None (the default) for perceptspec's default networks, SB3's own layout and
+        initialisation (`perceptspec.templates.DEFAULT_CONFIG`). The policy's head must be 'action'. A path is read
+        once, here: the loaded mapping is what `model.save` stores.
     allow: modules the config's `_target_`s and TorchModel factories may import, as `ps.compose`'s `allow`.
     normalize_images, optimizer_class, optimizer_kwargs: as for SB3's ActorCriticPolicy (the optimizer defaults to
         Adam with eps=1e-5, as SB3's).
@@ -106,14 +123,15 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     actor_critic: torch.nn.Module
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], lr_schedule: Schedule,
-                 config: Mapping[str, Any] | str | Path, *, use_sde: bool = False, normalize_images: bool = True,
+                 config: Mapping[str, Any] | str | Path | None = None, *, use_sde: bool = False,
+                 normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
         if use_sde:
             raise SpecError("SpecActorCriticPolicy", ["use_sde=True (gSDE) is not supported: the spec's 'action' head "
                                                       "gives the Gaussian's means and log standard deviations"])
         self.allow = tuple(allow)
-        self.config = dict(load_config(config))
+        self.config = dict(load_config(DEFAULT_CONFIG if config is None else config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
         # self._build, which composes the networks below instead of SB3's MLP extractor.
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
@@ -121,17 +139,18 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                          optimizer_kwargs=optimizer_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        models = compose(self.config, network_observation_space(self.observation_space), self.action_space,
+        structure = self.action_space.structure if isinstance(self.action_space, FlatActionSpace) \
+            else self.action_space
+        models = compose(self.config, network_observation_space(self.observation_space), structure,
                          allow=self.allow)
         if models.critic_kind == "none":
             raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
                                                       "(critic.kind 'state' or 'shared_state')"])
         overrides = self.config.get("distribution_overrides") or {}
-        name = spaces.distribution_names(self.action_space, overrides).get(ACTION)
-        if name is None or _SB3_DISTRIBUTIONS.get(type(self.action_dist)) != name:
-            raise SpecError("SpecActorCriticPolicy", [
-                f"action distribution {name!r} has no SB3 counterpart for {self.action_space!r} (SB3 uses "
-                f"{type(self.action_dist).__name__})"])
+        choices = spaces.distribution_choices(structure, overrides)
+        if not (structure is self.action_space and _sb3_has(choices.get(ACTION), type(self.action_dist))):
+            # perceptspec's distributions behind SB3's interface, over the flat actions SB3 keeps
+            self.action_dist = SpecDistribution(structure, overrides)
         self.models = models
         self.actor_critic = models.actor_critic
         critic_inputs = models.in_shapes.get("critic")
@@ -155,8 +174,13 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         """
         return network_inputs(obs, self.observation_space, self.normalize_images, self.models.obs_shapes[0])
 
-    def distribution(self, logits: torch.Tensor) -> Distribution:
-        """SB3's distribution for the 'action' head's logits (batch, *logits shape)."""
+    def distribution(self, logits: torch.Tensor | Mapping[str, torch.Tensor]) -> Distribution:
+        """The action distribution for the policy's outputs (or the 'action' head's logits (batch, *logits shape)):
+        SB3's own where it has the distribution, else `SpecDistribution`."""
+        if isinstance(self.action_dist, SpecDistribution):
+            return self.action_dist.proba_distribution(logits if isinstance(logits, Mapping) else {ACTION: logits})
+        if isinstance(logits, Mapping):
+            logits = logits[ACTION]
         batch = logits.shape[:1]
         if isinstance(self.action_dist, DiagGaussianDistribution):
             mean, log_std = logits.chunk(2, dim=-1)
@@ -169,7 +193,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                                                                                 torch.Tensor]:
         """Actions, values and log-probs of the actions, from one actor-critic forward."""
         out = self.actor_critic(self.network_inputs(obs))
-        distribution = self.distribution(out[ACTION])
+        distribution = self.distribution(out)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         # gymnasium types a space's shape as optional; every SB3 action space has one (SB3's forward ignores this too)
@@ -180,12 +204,12 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                                                                                  torch.Tensor | None]:
         """Values, log-probs of `actions` and entropies, from one actor-critic forward."""
         out = self.actor_critic(self.network_inputs(obs))
-        distribution = self.distribution(out[ACTION])
+        distribution = self.distribution(out)
         return out[VALUE_KEY].reshape(-1, 1), distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         """The action distribution; runs the policy network only."""
-        return self.distribution(self.models.policy(self.network_inputs(obs))[ACTION])
+        return self.distribution(self.models.policy(self.network_inputs(obs)))
 
     def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
         """The values; runs the critic alone unless it reads the policy's shared embedding."""

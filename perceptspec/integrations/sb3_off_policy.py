@@ -9,9 +9,10 @@ The config is a composer config (`ps.compose`'s layout), as for `SpecActorCritic
 
 - SAC, TD3, DDPG: `policy.networks` is the actor, `critic` a `state_action` critic: it reads the observations and
   the action (key 'action', the Box's shape) and outputs its Q value under 'value'. SAC's actor head 'action' gives
-  means and log standard deviations (2 x the action dims), squashed by SB3's own tanh Gaussian (log stds clamped to
-  [-20, 2] as SB3 does); TD3's and DDPG's give the action itself (the 'deterministic' distribution: the action dims),
-  squashed by tanh as SB3's own actor does.
+  means and log standard deviations (2 x the action dims; a `StateIndependentLogStd` block may give the latter),
+  squashed by SB3's own tanh Gaussian: its distribution is 'squashed_gaussian' (the default) or 'gaussian', whose
+  log-std clamp options SB3 applies ([-20, 2], SB3's, when unset); TD3's and DDPG's give the action itself (the
+  'deterministic' distribution: the action dims), squashed by tanh as SB3's own actor does.
 - DQN: `policy.networks` is the Q network: its 'action' head gives one Q value per discrete action; no critic.
 
 SB3 asks for target copies and for `n_critics` Q networks: a target is a copy of its network (SB3 then copies the
@@ -32,6 +33,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
@@ -43,6 +45,7 @@ from perceptspec._config import load_config
 from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
 from perceptspec._torch import SpecModule
+from perceptspec.spaces import action_shapes, as_choice, distribution_choices
 from perceptspec.integrations.sb3 import ACTION, network_inputs, network_observation_space
 
 __all__ = ["SpecDQNPolicy", "SpecQNetwork", "SpecSACActor", "SpecSACPolicy", "SpecStateActionCritic",
@@ -52,13 +55,15 @@ Config = Mapping[str, Any] | str | Path
 
 
 def compose_networks(config: Mapping[str, Any], observation_space: gym.Space[Any], action_space: gym.Space[Any],
-                     allow: Sequence[str], head: str, critic: bool, where: str) -> Models:
-    """The composer's networks for an off-policy algorithm: the 'action' head as the `head` distribution, and a
-    state-action critic when `critic`."""
+                     allow: Sequence[str], heads: tuple[str, ...], critic: bool, where: str) -> Models:
+    """The composer's networks for an off-policy algorithm: the 'action' head as one of the `heads` distributions
+    (the first by default), and a state-action critic when `critic`."""
     overrides = dict(config.get("distribution_overrides") or {})
-    if overrides.setdefault(ACTION, head) != head:
-        raise SpecError(where, [f"distribution_overrides: the 'action' head of this policy is '{head}', not "
-                                f"{overrides[ACTION]!r}"])
+    name = as_choice(overrides.setdefault(ACTION, heads[0]), f"distribution_overrides.{ACTION}").name
+    if name not in heads:
+        expected = " or ".join(f"'{h}'" for h in heads)
+        raise SpecError(where, [f"distribution_overrides: the 'action' head of this policy is {expected}, not "
+                                f"{name!r}"])
     kind = (config.get("critic") or {}).get("kind", "state" if config.get("critic") else "none")
     if critic and kind != STATE_ACTION:
         raise SpecError(where, [f"critic.kind: expected '{STATE_ACTION}' (a Q critic reading the observations and "
@@ -72,6 +77,10 @@ def compose_networks(config: Mapping[str, Any], observation_space: gym.Space[Any
         raise SpecError(where, ["the networks must be built from specs (plain nn.Module targets cannot be "
                                 "replicated for the twin critics and targets SB3 needs)"])
     return models
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _seed(seed: int | None, index: int) -> int | None:
@@ -99,16 +108,19 @@ class _SpecNetwork(BasePolicy):
 
 
 class SpecSACActor(_SpecNetwork):
-    """SAC's actor: SB3's squashed Gaussian over the head's means and (clamped) log standard deviations."""
+    """SAC's actor: SB3's squashed Gaussian over the head's means and log standard deviations, clamped to
+    `log_std_bounds` (SB3's [-20, 2] by default)."""
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
-                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool) -> None:
+                 obs_shapes: Mapping[str, tuple[int, ...]], normalize_images: bool,
+                 log_std_bounds: tuple[float | None, float | None] = (LOG_STD_MIN, LOG_STD_MAX)) -> None:
         super().__init__(observation_space, action_space, module, obs_shapes, normalize_images, squash_output=True)
-        self.action_dist = SquashedDiagGaussianDistribution(int(action_space.shape[0]))  # type: ignore[index]
+        self.action_dist = SquashedDiagGaussianDistribution(get_action_dim(action_space))
+        self.log_std_bounds = log_std_bounds
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         mean, log_std = self.head(obs).chunk(2, dim=-1)
-        return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
+        return mean, torch.clamp(log_std, *self.log_std_bounds), {}
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         mean, log_std, _ = self.get_action_dist_params(obs)
@@ -166,11 +178,12 @@ class SpecStateActionCritic(BaseModel):
         super().__init__(observation_space, action_space, normalize_images=normalize_images)
         self.q_networks = nn.ModuleList(q_networks)
         self.obs_shapes = dict(obs_shapes)
+        self.action_shape = action_shapes(action_space)[ACTION]
         self.share_features_extractor = False
 
     def _inputs(self, obs: PyTorchObs, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         inputs = network_inputs(obs, self.observation_space, self.normalize_images, self.obs_shapes)
-        inputs[ACTION] = actions.reshape(actions.shape[0], -1)
+        inputs[ACTION] = actions.reshape(actions.shape[0], *self.action_shape)  # SB3's buffers keep it flat
         return inputs
 
     def forward(self, obs: PyTorchObs, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -195,14 +208,14 @@ class _OffPolicyNetworks:
     n_critics: int
 
     def _compose(self, config: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any],
-                 allow: Sequence[str], head: str, critic: bool, use_sde: bool) -> None:
+                 allow: Sequence[str], heads: tuple[str, ...], critic: bool, use_sde: bool) -> None:
         name = type(self).__name__
         if use_sde:
             raise SpecError(name, ["use_sde=True (gSDE) is not supported: the actor's head gives its log standard "
                                    "deviations"])
         self.allow = tuple(allow)
         self.config = dict(load_config(config))
-        self.models = compose_networks(self.config, observation_space, action_space, self.allow, head, critic, name)
+        self.models = compose_networks(self.config, observation_space, action_space, self.allow, heads, critic, name)
         self._copies = {}
 
     def _fresh(self, role: str, module: nn.Module) -> nn.Module:
@@ -248,15 +261,19 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
                  config: Config, *, n_critics: int = 2, use_sde: bool = False, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
-        self._compose(config, observation_space, action_space, allow, "gaussian", critic=True, use_sde=use_sde)
+        self._compose(config, observation_space, action_space, allow, ("squashed_gaussian", "gaussian"), critic=True,
+                      use_sde=use_sde)
         self.n_critics = n_critics
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
                          normalize_images=normalize_images, optimizer_class=optimizer_class,
                          optimizer_kwargs=optimizer_kwargs, share_features_extractor=False)
 
     def make_actor(self, features_extractor: Any = None) -> SpecSACActor:  # type: ignore[override]
+        overrides = {ACTION: "squashed_gaussian", **(self.config.get("distribution_overrides") or {})}
+        options = distribution_choices(self.action_space, overrides)[ACTION].options
+        bounds = (_or(options["log_std_min"], LOG_STD_MIN), _or(options["log_std_max"], LOG_STD_MAX))
         return SpecSACActor(self.observation_space, self.action_space, self._fresh("actor", self.models.policy),
-                            self._obs_shapes(), self.normalize_images)
+                            self._obs_shapes(), self.normalize_images, bounds)
 
     def make_critic(self, features_extractor: Any = None) -> SpecStateActionCritic:  # type: ignore[override]
         return self._state_action_critic(self.n_critics)
@@ -276,7 +293,7 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
                  config: Config, *, n_critics: int = 2, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
-        self._compose(config, observation_space, action_space, allow, "deterministic", critic=True, use_sde=False)
+        self._compose(config, observation_space, action_space, allow, ("deterministic",), critic=True, use_sde=False)
         self.n_critics = n_critics
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], n_critics=n_critics,
                          normalize_images=normalize_images, optimizer_class=optimizer_class,
@@ -300,7 +317,7 @@ class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
                  config: Config, *, normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
-        self._compose(config, observation_space, action_space, allow, "categorical", critic=False, use_sde=False)
+        self._compose(config, observation_space, action_space, allow, ("categorical",), critic=False, use_sde=False)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], normalize_images=normalize_images,
                          optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs)
 

@@ -12,26 +12,30 @@ The module reads the spec's input keys from a TensorDict and writes its output k
 rename keys (a spec key -> a TensorDict key, nested keys as tuples), keys not named keep their names. TorchRL's
 conventions: 'observation' in, 'logits' for a categorical actor, 'state_value' for a critic. A Gaussian head's logits
 are means then log standard deviations (as in `perceptspec.distributions`): follow it with
-`NormalParamExtractor(scale_mapping="exp")` to get TorchRL's 'loc' and 'scale'. The composer's `actor_critic` gives
+`NormalParamExtractor(scale_mapping="exp")` to get TorchRL's 'loc' and 'scale', or give the actor perceptspec's own
+distribution of an action (`action_distribution_class`: any kind and options, a squashed Gaussian or a Beta on the
+Box's bounds included) reading the 'logits' key. The composer's `actor_critic` gives
 one module writing logits and value from one forward (a shared embedding computed once). Any batch shape works:
 the TensorDict's batch dims are the module's leading dims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from tensordict.nn import TensorDictModule  # type: ignore[import-untyped]  # tensordict ships no type information
 from torch import nn
 
+from perceptspec import spaces
 from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
 from perceptspec._spec import Block
 from perceptspec._torch import SpecModule
 
-__all__ = ["KeyedCall", "NestedKey", "as_tensordict_module", "tensordict_module"]
+__all__ = ["KeyedCall", "NestedKey", "action_distribution_class", "as_tensordict_module", "tensordict_module"]
 
 #: a TensorDict key: a name, or a path of names into nested TensorDicts
 NestedKey = str | tuple[str, ...]
@@ -91,3 +95,29 @@ def tensordict_module(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, se
     (spec, shapes, seed) gives the same weights in every process."""
     return as_tensordict_module(materialize(spec, in_shapes, seed=seed, check=check), in_keys=in_keys,
                                 out_keys=out_keys)
+
+
+def action_distribution_class(action_space: Any, action: str = "action",
+                              overrides: spaces.Override = ()) -> Callable[..., torch.distributions.Distribution]:
+    """A `distribution_class` for TorchRL's `ProbabilisticActor(..., in_keys=["logits"])`: `logits` -> the torch
+    distribution perceptspec chooses for `action` of `action_space` (`ps.distributions`: the same kinds, options and
+    flat-logits layout as the composer's heads). One actor per action; for several, TorchRL's `CompositeDistribution`
+    takes one of these per action."""
+    from perceptspec.distributions import head_distribution
+
+    where = f"action '{action}'"
+    leaves = spaces.action_spaces(action_space)
+    if action not in leaves:
+        raise SpecError("action_distribution_class", [f"{action!r} is not an action of the space; actions: "
+                                                      f"{list(leaves)}"])
+    choice = spaces.distribution_choices(action_space, overrides)[action]
+    space = leaves[action]
+    start = getattr(space, "start", 0)
+    if np.any(start != 0):
+        raise SpecError("action_distribution_class", [f"action {action!r} of {space!r} starts at "
+                                                      f"{start}: TorchRL's actions are indices from 0 (give "
+                                                      f"the env a start of 0)"])
+
+    def distribution(logits: torch.Tensor) -> torch.distributions.Distribution:
+        return head_distribution(choice.name, choice.options, logits, space, where)
+    return distribution
