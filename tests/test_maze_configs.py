@@ -149,6 +149,14 @@ def every_action_space() -> tuple[Spaces, Spaces]:
                       "pick": gym.spaces.MultiDiscrete([2, 5]), "force": _box(2)})
 
 
+def box_action(spaces: Callable[[], tuple[Spaces, Spaces]]) -> Callable[[], tuple[Spaces, Spaces]]:
+    """The same observations with one Box action (what Maze's shipped configs map to a squashed Gaussian)."""
+    def with_box() -> tuple[Spaces, Spaces]:
+        obs, _ = spaces()
+        return obs, {step: gym.spaces.Dict({"action": _box(2)}) for step in obs}
+    return with_box
+
+
 def masked() -> tuple[Spaces, Spaces]:
     """An action with a mask observation ('<action>_mask') beside one without."""
     return _one_step({"observation": _box(6), "action_mask": gym.spaces.Box(0.0, 1.0, (3,), np.float32)},
@@ -257,6 +265,15 @@ COMPOSERS = "_target_: maze.perception.models.{}\n"
 POLICY = "policy:\n  _target_: maze.perception.models.policies.ProbabilisticPolicyComposer\n"
 
 
+SQUASHED_GAUSSIAN = ("distribution_mapper_config:\n  - action_space: gymnasium.spaces.Box\n"
+                     "    distribution: maze.distributions.squashed_gaussian.SquashedGaussianProbabilityDistribution\n")
+
+
+def shipped_mapper(text: str) -> str:
+    """The config with the distribution mapper Maze's conf/model files ship (Box actions: squashed Gaussian)."""
+    return text.replace("distribution_mapper_config: []\n", SQUASHED_GAUSSIAN)
+
+
 def template(modalities: str, mapping: str, *, critic: str | None = "StateCriticComposer", shared: str = "~") -> str:
     """A TemplateModelComposer config (Maze's ConcatModelBuilder), as Maze's shipped ones are laid out."""
     critic_text = "critic: ~\n" if critic is None else \
@@ -338,9 +355,8 @@ class Case:
 
 DOCS_SNIPPETS = "docs.source.policy_and_value_networks.code_snippets."
 TUTORIAL_MODELS = "tutorial_maze_env.part06_struct_env.models."
-CASES: dict[str, Case] = {
-    # Maze's conf/model (the distribution mapper entry for Box, Maze's squashed Gaussian, is left out here: these
-    # spaces have no Box action)
+#: Maze's conf/model, with discrete actions (so without the distribution mapper entry the files ship for Box)
+CONF_MODEL: dict[str, Case] = {
     "conf/model/flatten_concat": Case(custom(FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE), vectors),
     # (the shipped file names SharedStateCriticComposer, which Maze itself refuses with a shared embedding: "not yet
     # supported"; with StateCriticComposer Maze builds it)
@@ -364,6 +380,12 @@ CASES: dict[str, Case] = {
         block("feature", "DenseBlock", hidden_units=[256, 256], non_lin="torch.nn.Tanh") + block("hidden", "")
         + block("recurrence", "LSTMLastStepBlock", hidden_size=32, **LSTM_TANH), mapping(observation="feature"),
         critic=None), vector_sequence),
+}
+CASES: dict[str, Case] = {
+    **CONF_MODEL,
+    # the same with a Box action and the distribution mapper the files ship (squashed Gaussian)
+    **{f"{name} (Box action, shipped mapper)": Case(shipped_mapper(case.text), box_action(case.spaces))
+       for name, case in CONF_MODEL.items() if "shared_embedding" not in name},
     # Maze's conf/critic, each with the model config it goes with
     "conf/critic/flatten_concat_shared": Case(custom(
         FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE,
@@ -514,6 +536,22 @@ MAZE: dict[str, Measured] = {
     },
     "conf/model/vector_obs_rnn": {
         "policy": (106371, {"action": (3,)}),
+    },
+    "conf/model/flatten_concat (Box action, shipped mapper)": {
+        "policy": (72964, {"action": (4,)}),
+        "critic": (72193, {"value": (1,)}),
+    },
+    "conf/model/pixel_obs (Box action, shipped mapper)": {
+        "policy": (113852, {"action": (4,)}),
+    },
+    "conf/model/pixel_obs_rnn (Box action, shipped mapper)": {
+        "policy": (241852, {"action": (4,)}),
+    },
+    "conf/model/vector_obs (Box action, shipped mapper)": {
+        "policy": (18180, {"action": (4,)}),
+    },
+    "conf/model/vector_obs_rnn (Box action, shipped mapper)": {
+        "policy": (106404, {"action": (4,)}),
     },
     "conf/critic/flatten_concat_shared": {
         "policy": (73735, {"action": (3,), "pick": (4,)}),
