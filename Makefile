@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl train-sac clean
+.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl train-sac train-recurrent clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,12 @@ train-torchrl: $(STAMP)
 train-sac: $(STAMP)
 	$(PY) -c "import stable_baselines3, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
 	$(PY) -m perceptspec.examples.train_pendulum_sac
+
+# RecurrentPPO (sb3-contrib) with StatefulLSTM networks on CartPole-v1 without velocities until a mean return of 300,
+# then PPO with a feed-forward policy for as many steps, which stays below 150 (docs/training.md)
+train-recurrent: $(STAMP)
+	$(PY) -c "import sb3_contrib, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
+	$(PY) -m perceptspec.examples.train_recurrent_cartpole
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

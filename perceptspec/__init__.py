@@ -28,7 +28,13 @@ from perceptspec._fold import render as render
 from perceptspec._fold import summary as summary
 from perceptspec._fold import to_dict as to_dict
 from perceptspec._fold import to_yaml as to_yaml
+from perceptspec._fold._state import StateKey as StateKey
+from perceptspec._fold._state import StateLayout as StateLayout
+from perceptspec._fold._state import state_layout as state_layout
+from perceptspec._materialize import carry_state as carry_state
+from perceptspec._materialize import initial_state as initial_state
 from perceptspec._materialize import materialize as materialize
+from perceptspec._materialize import recurrent_mode as recurrent_mode
 from perceptspec._materialize import transfer as transfer
 from perceptspec._render_models import render_models as render_models
 from perceptspec._saved import load as load

@@ -46,6 +46,7 @@ from perceptspec._config import load_config
 from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes
+from perceptspec._fold._state import StateLayout, network_states, with_state_inputs, without_state_outputs
 from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
 from perceptspec._trust import allowing, resolve_allowed
 
@@ -85,6 +86,9 @@ class Models:
     obs_shapes: dict[StepKey, Shapes]
     action_logits_shapes: dict[StepKey, Shapes]
     critic_kind: str
+    #: the recurrent state of each network in `specs` that carries one (state keys, shapes, reset keys): inputs
+    #: that are neither observations nor actions (`ps.initial_state(models.actor_critic, batch)` starts them)
+    states: dict[str, StateLayout] = dataclasses.field(default_factory=dict)
 
     @property
     def policy(self) -> nn.Module:
@@ -230,18 +234,21 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
                     obs: dict[StepKey, Shapes], logits: dict[StepKey, Shapes], kind: str) -> Models:
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
+    states = network_states({**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
+                             **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}})
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":
             actor_critics[step] = policies[step].module
         elif critic is not None and kind not in (*ACTION_VALUE_KINDS, DELTA_STATE):
-            actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
+            actor_critics[step] = _actor_critic(policies[step], critic,  # state inputs besides observations
+                                                {**obs[step], **policies[step].in_shapes, **critic.in_shapes})
     specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
              **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
     in_shapes = {**{network_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
                  **{network_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
     return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
-                  actor_critics, specs, in_shapes, obs, logits, kind)
+                  actor_critics, specs, in_shapes, obs, logits, kind, states)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,10 +273,10 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
         return _plain(built, obs, build, f"policy/{step}")
     graph, readable = build.observations.attach(_as_graph(built), obs, where)
     spec = _configure_policy(graph, section, logits, distributions)
-    in_shapes = _used(spec, readable, where)
+    in_shapes = _used(spec, with_state_inputs(spec, readable, where), where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
-    exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
+    exports = without_state_outputs(spec, {k: shapes[k] for k in spec.out_keys if k not in logits})
     return Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
@@ -285,7 +292,7 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
     graph, readable = build.observations.attach(_as_graph(built), inputs, where)
     spec = _apply_init(graph, section.get("init"), heads, "critic.init")
-    in_shapes = _used(spec, readable, where)
+    in_shapes = _used(spec, with_state_inputs(spec, readable, where), where)
     shapes = infer_shapes(spec, in_shapes)
     if outputs is None:
         value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed

@@ -7,11 +7,15 @@ the meta device when a TorchModel does not declare its out_shapes (the folds the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from perceptspec._spec import Block
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from perceptspec._fold.rules._torch_model import MetaFacts, ModuleView
     from perceptspec._spec import TorchModel
     from perceptspec._torch import SpecModule
@@ -41,3 +45,26 @@ def torch_model_facts(block: TorchModel, view: ModuleView, run: bool) -> MetaFac
     from perceptspec._torch.blocks._torch_model import meta_facts
 
     return meta_facts(block, view, run)
+
+
+def initial_state(spec_or_module: Block | nn.Module, batch: int | tuple[int, ...] = (), *,
+                  dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """The state and reset inputs that start an episode (see `perceptspec._torch._state`); imports torch."""
+    from perceptspec._torch._state import initial_state as zeros
+
+    return zeros(spec_or_module, batch, dtype=dtype, device=device)
+
+
+def carry_state(spec_or_module: Block | nn.Module, outputs: Mapping[str, torch.Tensor],
+                reset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The next step's state and reset inputs from a call's outputs (see `perceptspec._torch._state`)."""
+    from perceptspec._torch._state import carry_state as carry
+
+    return carry(spec_or_module, outputs, reset)
+
+
+def recurrent_mode(module: nn.Module, mode: bool = True) -> AbstractContextManager[None]:
+    """A context in which `module`'s stateful blocks read a time dim (see `perceptspec._torch._state`)."""
+    from perceptspec._torch._state import recurrent_mode as sequences
+
+    return sequences(module, mode)

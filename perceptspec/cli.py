@@ -316,7 +316,8 @@ def _shared_keys(models: Models, name: str) -> list[str]:
     if not name.startswith("critic"):
         return []
     observations = {k for step in models.obs_shapes.values() for k in step}
-    return [k for k in models.in_shapes[name] if k not in observations]
+    state = models.states[name].in_shapes if name in models.states else {}  # its own recurrent state
+    return [k for k in models.in_shapes[name] if k not in observations and k not in state]
 
 
 def _module(models: Models, name: str) -> Any:
@@ -338,12 +339,16 @@ def _forward_on_sample(models: Models, observation_space: gym.Space[Any], action
     import numpy as np
     import torch
 
-    from perceptspec import spaces
+    from perceptspec import initial_state, spaces
     from perceptspec._observations import flat_values, module_inputs, preprocessing
 
     observation_space.seed(0)
     sample = flat_values(observation_space, observation_space.sample())  # raw: indices, pixels, as the env gives
     inputs = module_inputs(preprocessing([observation_space]), {k: np.asarray(v)[None] for k, v in sample.items()})
+    for name in models.states:  # recurrent networks start from their initial state
+        spec = models.specs[name]
+        assert spec is not None  # only specs carry a state layout
+        inputs.update(initial_state(spec, 1))
     with torch.no_grad():
         if models.critic_kind == "state_action":
             outputs = dict(models.policy(inputs))

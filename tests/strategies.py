@@ -577,6 +577,19 @@ def _recurrent(kind: type[ps.LSTM] | type[ps.LSTMLastStep] | type[ps.GRU] | type
     return recipe
 
 
+def _stateful(kind: type[ps.StatefulLSTM] | type[ps.StatefulGRU]) -> Recipe:
+    def recipe(b: Builder, scope: Scope) -> None:
+        d = b.draw
+        x = b.pick(scope, lambda s: len(s) == 1, shapes(1, 1))
+        hidden, layers = d(st.integers(1, 3)), d(st.integers(1, 2))
+        keys = [x, *(b.new_input(scope, (layers, hidden)) for _ in kind.state_names)]
+        if d(st.booleans()):
+            keys.append(b.new_input(scope, (1,), MASK))
+        b.add(scope, kind(in_keys=keys, out_keys=[b.fresh() for _ in range(1 + len(kind.state_names))],
+                          hidden_size=hidden, num_layers=layers, init=d(inits())))
+    return recipe
+
+
 def sequence_parts(shape: Shape) -> tuple[Shape, int, int]:
     """(leading dims, length, features): a rank-1 (F,) is a sequence of one step."""
     return ((), 1, shape[0]) if len(shape) == 1 else (shape[:-2], shape[-2], shape[-1])
@@ -710,6 +723,7 @@ def _torch_model(b: Builder, scope: Scope) -> None:
 
 _lstm, _lstm_last_step = _recurrent(ps.LSTM), _recurrent(ps.LSTMLastStep)
 _gru, _gru_last_step = _recurrent(ps.GRU), _recurrent(ps.GRULastStep)
+_stateful_lstm, _stateful_gru = _stateful(ps.StatefulLSTM), _stateful(ps.StatefulGRU)
 
 
 def _layer_norm(b: Builder, scope: Scope) -> None:
@@ -800,7 +814,7 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _dense, _linear_output, _concat, _flatten, _slice, _multi_index_slicing, _repeat_to_match,
     _global_average_pooling, _masked_global_pooling, _correlation, _action_masking, _functional, _vgg_conv,
     _vgg_conv_dense, _vgg_conv_gap, _flatten_dense, _strided_conv, _strided_conv_dense, _lstm, _lstm_last_step, _gru,
-    _gru_last_step, _self_attention_seq,
+    _gru_last_step, _stateful_lstm, _stateful_gru, _self_attention_seq,
     _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model, _layer_norm, _permute,
     _reshape, _one_hot, _embedding, _to_float, _state_independent_log_std,
 )
@@ -817,6 +831,7 @@ RECIPE_OF: dict[type[ps.Block], Recipe] = {
     ps.VGGConv: _vgg_conv, ps.VGGConvDense: _vgg_conv_dense, ps.VGGConvGAP: _vgg_conv_gap,
     ps.FlattenDense: _flatten_dense, ps.StridedConv: _strided_conv, ps.StridedConvDense: _strided_conv_dense,
     ps.LSTM: _lstm, ps.LSTMLastStep: _lstm_last_step, ps.GRU: _gru, ps.GRULastStep: _gru_last_step,
+    ps.StatefulLSTM: _stateful_lstm, ps.StatefulGRU: _stateful_gru,
     ps.SelfAttentionSeq: _self_attention_seq,
     ps.MultiHeadAttention: _multi_head_attention, ps.SelfAttentionConv: _self_attention_conv,
     ps.GraphConv: _graph_conv, ps.GraphAttention: _graph_attention, ps.TorchModel: _torch_model,
@@ -976,6 +991,7 @@ POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
                           "hidden_units"),
     ps.LSTM: ("hidden_size", "num_layers"), ps.LSTMLastStep: ("hidden_size", "num_layers"),
     ps.GRU: ("hidden_size", "num_layers"), ps.GRULastStep: ("hidden_size", "num_layers"),
+    ps.StatefulLSTM: ("hidden_size", "num_layers"), ps.StatefulGRU: ("hidden_size", "num_layers"),
     ps.SelfAttentionSeq: ("num_heads",), ps.MultiHeadAttention: ("num_heads", "kdim", "vdim"),
     ps.SelfAttentionConv: ("embed_dim",), ps.GraphConv: ("hidden_features",),
     ps.GraphAttention: ("hidden_features", "n_heads"), ps.ActionMasking: ("num_actors", "num_of_actor_actions"),

@@ -71,6 +71,16 @@ class TestSummary:
         assert "(reads latent_screen (4, 32) from the policy)" in result.stdout
         assert "trunk              Graph (4 blocks)" in result.stdout
 
+    def test_recurrent_networks_start_from_their_initial_state(self) -> None:
+        """Issue #17: state keys are neither observations nor keys shared from the policy."""
+        config = EXAMPLES / "recurrent_cartpole.yaml"
+        summary = run("summary", config, "--env", "CartPole-v1")
+        assert summary.returncode == 0, summary.stderr
+        assert "from the policy" not in summary.stdout and "StatefulLSTM 4→64, state (1, 64)" in summary.stdout
+        check = run("check", config, "--env", "CartPole-v1")
+        assert check.returncode == 0, check.stderr
+        assert "gave action (1, 2), value (1, 1)" in check.stdout
+
     def test_example3_plain_modules(self) -> None:
         result = run("summary", EXAMPLES / "plain_cartpole.yaml", "--env", "CartPole-v1")
         assert result.returncode == 0, result.stderr

@@ -66,6 +66,8 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.LSTMLastStep(in_keys="x", out_keys="y", hidden_size=4),
     ps.GRU(in_keys="x", out_keys="y", hidden_size=4),
     ps.GRULastStep(in_keys="x", out_keys="y", hidden_size=4),
+    ps.StatefulLSTM(in_keys=["x", "h", "c"], out_keys=["y", "h_next", "c_next"], hidden_size=4),
+    ps.StatefulGRU(in_keys=["x", "h", "is_init"], out_keys=["y", "h_next"], hidden_size=4),
     ps.SelfAttentionSeq(in_keys="x", out_keys="y", num_heads=2, dropout=0.1),
     ps.MultiHeadAttention(in_keys=["q", "k", "v"], out_keys="y", num_heads=2, kdim=3, vdim=3, dropout=0.1),
     ps.SelfAttentionConv(in_keys="x", out_keys="y", embed_dim=2, dropout=0.1),
@@ -107,7 +109,8 @@ def where(value: Descriptor, field: str) -> str:
     kind = type(value).__name__
     keys_from = "spec" if isinstance(value, ps.Ensemble) else "out_keys"  # (an Ensemble's keys are its member's)
     if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != keys_from:
-        return f"{kind}(out_keys='y')"
+        keys = list(value.out_keys)
+        return f"{kind}(out_keys={keys[0]!r})" if len(keys) == 1 else f"{kind}(out_keys={keys!r})"
     return kind
 
 

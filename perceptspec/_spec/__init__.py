@@ -17,6 +17,7 @@ from perceptspec._spec._graph_nn import *
 from perceptspec._spec._heads import *
 from perceptspec._spec._recurrent import *
 from perceptspec._spec._shape_ops import *
+from perceptspec._spec._stateful import *
 from perceptspec._spec._torch_model import *
 from perceptspec._spec._encoding import *
 from perceptspec._spec._layout import *

@@ -43,10 +43,15 @@ class Recurrent(Block):
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
-        if self.hidden_size <= 0:
-            yield f"field 'hidden_size': expected a positive int, got {self.hidden_size}"
-        if self.num_layers <= 0:
-            yield f"field 'num_layers': expected a positive int, got {self.num_layers}"
+        yield from size_problems(self.hidden_size, self.num_layers)
+
+
+def size_problems(hidden_size: int, num_layers: int) -> Iterator[str]:
+    """The problems of a recurrent block's sizes (here and in the stateful blocks)."""
+    if hidden_size <= 0:
+        yield f"field 'hidden_size': expected a positive int, got {hidden_size}"
+    if num_layers <= 0:
+        yield f"field 'num_layers': expected a positive int, got {num_layers}"
 
 
 @descriptor

@@ -125,10 +125,11 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         self.allow = tuple(allow)
         self.config = dict(load_config(DEFAULT_CONFIG if config is None else config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
-        # self._build, which composes the networks below instead of SB3's MLP extractor.
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
-                         use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
-                         optimizer_kwargs=optimizer_kwargs)
+        # self._build, which composes the networks below instead of SB3's MLP extractor. Called by name: the
+        # recurrent subclass (sb3_recurrent) must skip RecurrentActorCriticPolicy.__init__'s own LSTMs.
+        ActorCriticPolicy.__init__(self, observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
+                                   use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
+                                   optimizer_kwargs=optimizer_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         structure = self.action_space.structure if isinstance(self.action_space, FlatActionSpace) \

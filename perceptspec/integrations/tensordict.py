@@ -8,6 +8,14 @@
     actor = ProbabilisticActor(policy, in_keys=["logits"], distribution_class=Categorical, return_log_prob=True)
     loss = ClipPPOLoss(actor, critic)                 # TorchRL's actors, losses, collectors from here on
 
+Recurrent state (StatefulLSTM / StatefulGRU) follows TorchRL's conventions, as its LSTMModule does: the state is read
+from the root and written to "next" (`next_state_keys(module)` gives the out-key renames), the reset key is
+InitTracker's 'is_init', `tensordict_primer(module)` registers the state with the env (zeros at every reset), and
+TorchRL's `set_recurrent_mode(True)` runs the module over the time dim (the TensorDict's last batch dim):
+
+    policy = as_tensordict_module(models.policy, out_keys={"action": "logits", **next_state_keys(models.policy)})
+    env = TransformedEnv(GymEnv("CartPole-v1"), Compose(InitTracker(), tensordict_primer(models.policy)))
+
 The module reads the spec's input keys from a TensorDict and writes its output keys back; `in_keys` / `out_keys`
 rename keys (a spec key -> a TensorDict key, nested keys as tuples), keys not named keep their names, except the
 composer's flattened observation names ('agent/position'), which read TorchRL's nested keys (('agent', 'position')).
@@ -24,6 +32,8 @@ the TensorDict's batch dims are the module's leading dims.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,13 +44,14 @@ from torch import nn
 
 from perceptspec import spaces
 from perceptspec._errors import SpecError
-from perceptspec._materialize import materialize
+from perceptspec._fold._state import state_layout
+from perceptspec._materialize import materialize, recurrent_mode
 from perceptspec._observations import SEPARATOR
 from perceptspec._spec import Block
 from perceptspec._torch import SpecModule
 
 __all__ = ["KeyedCall", "NestedKey", "action_distribution_class", "as_tensordict_module", "nested_key",
-           "tensordict_module"]
+           "next_state_keys", "tensordict_module", "tensordict_primer"]
 
 #: a TensorDict key: a name, or a path of names into nested TensorDicts
 NestedKey = str | tuple[str, ...]
@@ -56,7 +67,8 @@ class KeyedCall(nn.Module):
         self.in_keys, self.out_keys = tuple(in_keys), tuple(out_keys)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.module(dict(zip(self.in_keys, tensors)))
+        with recurrent_mode(self.module) if _torchrl_recurrent_mode() else contextlib.nullcontext():
+            out = self.module(dict(zip(self.in_keys, tensors)))
         return tuple(out[k] for k in self.out_keys)
 
     def extra_repr(self) -> str:
@@ -133,3 +145,30 @@ def action_distribution_class(action_space: Any, action: str = "action",
     def distribution(logits: torch.Tensor) -> torch.distributions.Distribution:
         return head_distribution(choice.name, choice.options, logits, space, where)
     return distribution
+
+
+def _torchrl_recurrent_mode() -> bool:
+    """Whether TorchRL's `set_recurrent_mode(True)` is in force (False when TorchRL was never imported)."""
+    rnn = sys.modules.get("torchrl.modules.tensordict_module.rnn")
+    return bool(rnn is not None and rnn.recurrent_mode())
+
+
+def next_state_keys(module: nn.Module) -> dict[str, NestedKey]:
+    """The out-key renames that write each next-state output to ("next", its state input key), where TorchRL's
+    `step_mdp` carries it to the root for the next step (as LSTMModule's out_keys do)."""
+    if not isinstance(module, SpecModule):
+        raise SpecError("next_state_keys", [f"expected a module built from a spec, got {type(module).__name__}"])
+    return {out_key: ("next", in_key) for out_key, in_key in state_layout(module.spec).carry.items()}
+
+
+def tensordict_primer(module: nn.Module, in_keys: Mapping[str, NestedKey] | None = None) -> Any:
+    """A TorchRL `TensorDictPrimer` for the module's state inputs (renamed as `in_keys` renames them): the env then
+    carries them and sets them to zeros at every reset (LSTMModule's `make_tensordict_primer`). Needs torchrl."""
+    from torchrl.data import Unbounded  # type: ignore[import-untyped]  # torchrl ships no type information
+    from torchrl.envs.transforms import TensorDictPrimer  # type: ignore[import-untyped]
+
+    if not isinstance(module, SpecModule):
+        raise SpecError("tensordict_primer", [f"expected a module built from a spec, got {type(module).__name__}"])
+    renames = dict(in_keys or {})
+    specs = {renames.get(k.in_key, k.in_key): Unbounded(shape=k.shape) for k in state_layout(module.spec).keys}
+    return TensorDictPrimer(specs, expand_specs=True)
