@@ -43,6 +43,24 @@ from perceptspec._spec import *  # every block, combinator and initialiser
 from perceptspec._trust import allow as allow
 from perceptspec._trust import allowed_modules as allowed_modules
 
+from perceptspec._spec import _public_names
+
+#: every public name that `import perceptspec` defines: the spec layer's (blocks, Graph, initialisers,
+#: register_function), the folds, the interpreter, the composer, trust and the errors. Public too, but loaded on
+#: first use (so not here, or `from perceptspec import *` would import torch): SpecModule, spaces, distributions
+__all__ = [*_public_names(), "Models", "NonFiniteError", "NotAllowedError", "PerceptSpecError", "ShapeError",
+           "SignatureError", "SpecError", "allow", "allowed_modules", "compose", "count_parameters", "from_dict",
+           "from_yaml", "infer_shapes", "load", "materialize", "render", "render_models", "save", "summary",
+           "to_dict", "to_yaml"]
+LAZY_NAMES = ("SpecModule", "distributions", "spaces")
+
+# help(ps.materialize) and tracebacks name the package that exports them, not the private module they live in
+# (classes keep theirs: their annotations resolve in it, and pickles name it)
+for _function in (allow, allowed_modules, compose, count_parameters, from_dict, from_yaml, infer_shapes, load,
+                  materialize, register_function, render, render_models, save, summary, to_dict, to_yaml):
+    _function.__module__ = __name__
+del _function
+
 if TYPE_CHECKING:
     from perceptspec import distributions as distributions
     from perceptspec import spaces as spaces

@@ -23,7 +23,28 @@ if TYPE_CHECKING:
 
 def materialize(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, seed: int | None = None,
                 check: str = "always", allow_extra_keys: bool = False, check_finite: bool = False) -> SpecModule:
-    """Build the torch module of `spec` (see `perceptspec._torch.materialize`); imports torch on first use."""
+    """Build the torch module of `spec`: a `SpecModule` whose `forward(dict[str, Tensor])` returns exactly the
+    spec's out keys, with a generated, flat forward (see `module.code`). Imports torch on first use.
+
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without batch dims; inputs may carry any leading batch dims.
+        seed: the weights' seed: the same spec and seed give bit-identical weights in any process (each block
+            draws from its own generator, seeded from the seed and its path). None draws from torch's RNG.
+        check: input checks of the forward: 'always' (every call: keys, dtypes, trailing shapes, consistent
+            batch dims), 'first' (the first call only) or 'off'. Assignable later (`module.check = "off"`).
+        allow_extra_keys: accept inputs the spec does not read (the composer passes whole observations).
+        check_finite: raise `NonFiniteError` naming the first block that turned finite inputs into NaN or inf.
+
+    Raises:
+        SpecError, ShapeError: the spec is invalid or its shapes do not fit `in_shapes`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
+        >>> module({"obs": torch.zeros(8, 4)})["h"].shape
+        torch.Size([8, 16])
+    """
     from perceptspec._torch import materialize as build
 
     return build(spec, in_shapes, seed=seed, check=check, allow_extra_keys=allow_extra_keys, check_finite=check_finite)

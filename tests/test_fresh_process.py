@@ -165,6 +165,19 @@ report = {"fingerprints": {name: ps.fingerprint(ps.from_yaml(text)) for name, te
       "mapping_field": ps.to_yaml(ps.TorchModel(in_keys="x", out_keys="y",
                                                  module_factory=f"{FIXTURES}:HeadsInKwargsOrder",
                                                  kwargs={n: i + 1 for i, n in enumerate("qwertyuiop")}))}),
+    # first of the torch phase, where torch can be imported (and nothing has yet): the CLI still imports none of it
+    "cli_specs_only": Probe("torch", LOADED + """
+import contextlib, io, json, sys
+from perceptspec.cli import main
+ENV = "perceptspec.examples.inventory_env:InventoryGridEnv"
+outputs = {}
+for command in (["summary", "--json"], ["check", "--json"], ["render", "-o", OUT + "/cli", "--format", "dot"]):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([command[0], "perceptspec/examples/complex.yaml", "--env", ENV, *command[1:]])
+    outputs[command[0]] = {"status": status, "stdout": printed.getvalue()}
+report = {"outputs": outputs, "loaded": sorted(m for m in loaded() if not m.startswith("gymnasium"))}
+"""),
     "materialize_imports_torch": Probe("torch", """
 import sys
 import perceptspec as ps
@@ -387,6 +400,16 @@ def test_fingerprints(report: dict[str, Any], out_dir: Path) -> None:
     for seed, reports in child_runs(out_dir).items():
         assert reports["fingerprints"]["fingerprints"] == here, seed
     assert report["torch"] == ["torch"]  # the None placeholder: torch was never imported
+
+
+def test_cli_specs_only(report: dict[str, Any]) -> None:
+    """The command line's summary, check and render of the seed's Example 2 import no torch (issue #19)."""
+    assert report["loaded"] == []
+    outputs = report["outputs"]
+    assert all(o["status"] == 0 for o in outputs.values()), outputs
+    assert json.loads(outputs["summary"]["stdout"])["networks"]["policy"]["parameters"] == 128_988
+    assert json.loads(outputs["check"]["stdout"])["networks"]["critic"] == {"kind": "spec", "parameters": 128_361}
+    assert outputs["render"]["stdout"].split()[-1].endswith("actor_critic.dot")
 
 
 def test_materialize_imports_torch(report: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from perceptspec._errors import SpecError
@@ -33,6 +33,10 @@ class Eqn(NamedTuple):
         return type(self.block).__name__
 
 
+#: `Eqn(*fields)` without the NamedTuple's Python-level `__new__` (lowering makes one per block)
+_new_eqn = functools.partial(tuple.__new__, Eqn)
+
+
 @dataclasses.dataclass(frozen=True)
 class Program:
     """A spec flattened: the input keys, the equations in a valid evaluation order, the output keys."""
@@ -52,9 +56,8 @@ def lower(spec: Block) -> Program:
     """Flatten `spec` into a Program. A bare block becomes a one-equation program named after its first out key."""
     eqns: list[Eqn] = []
     if isinstance(spec, Graph):
-        env = {k: k for k in spec.in_keys}
-        _inline(spec, "", env, DEFAULT_INIT, eqns, {})
-        return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(env[k] for k in spec.out_keys))
+        _inline(spec, eqns)  # top-level keys are their own variables
+        return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
     init = spec.init if spec.init is not None else DEFAULT_INIT
     eqns.append(Eqn(spec.out_keys[0], spec, tuple(spec.in_keys), tuple(spec.out_keys), init))
     return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
@@ -108,39 +111,42 @@ def index_limits(program: Program) -> dict[str, tuple[int | tuple[int, ...], ...
     return limits
 
 
-def _inline(graph: Graph, prefix: str, env: dict[str, str], default_init: Initializer, eqns: list[Eqn],
-            exports: Mapping[str, str]) -> None:
-    """Append the equations of `graph`. `env` maps the graph's keys to program variables (it starts with the
-    inputs and grows); `exports` names the variables of the graph's out keys in the enclosing scope. Nested graphs
-    are entered with an explicit stack (a scope per graph), so any nesting depth lowers."""
-    scopes = [_Scope(iter(graph.blocks_in_order), prefix, env, _own(graph.init, default_init), exports)]
+def _inline(graph: Graph, eqns: list[Eqn]) -> None:
+    """Append the equations of the top-level `graph`. Nested graphs are entered with an explicit stack (a scope per
+    graph), so any nesting depth lowers.
+
+    Inside a nested graph a key is one of its in keys (bound to the enclosing scope's variable), one of its out keys
+    (bound to the exported variable) or private (`prefix + key`): no block produces an in key, so the bindings of
+    in and out keys (`_Scope.bound`) name every variable and nothing is looked up per block that the scope did not
+    bind. At the top level (no prefix, nothing bound) every key is its own variable."""
+    scopes = [_Scope(iter(graph.blocks_in_order), "", {}, _own(graph.init, DEFAULT_INIT))]
     while scopes:
-        scope = scopes[-1]
-        step = next(scope.blocks, None)
-        if step is None:
-            scopes.pop()
-            continue
-        name, block = step
-        path = f"{scope.prefix}{name}"
-        ins = tuple(scope.env[k] for k in block.in_keys)
-        outs = tuple(scope.exports.get(k, f"{scope.prefix}{k}") for k in block.out_keys)
-        scope.env.update(zip(block.out_keys, outs))
-        if isinstance(block, Graph):
-            scopes.append(_Scope(iter(block.blocks_in_order), f"{path}.", dict(zip(block.in_keys, ins)),
-                                 _own(block.init, scope.init), dict(zip(block.out_keys, outs))))
+        blocks, prefix, bound, init = scopes[-1]
+        for name, block in blocks:
+            if prefix:
+                ins = tuple([bound.get(k) or prefix + k for k in block.in_keys])
+                outs = tuple([bound.get(k) or prefix + k for k in block.out_keys])
+            else:
+                ins, outs = tuple(block.in_keys), tuple(block.out_keys)  # tuples already: no copy
+            own = block.init if block.init is not None else init
+            if isinstance(block, Graph):
+                bound = dict(zip(block.in_keys, ins))
+                bound.update(zip(block.out_keys, outs))
+                scopes.append(_Scope(iter(block.blocks_in_order), f"{prefix}{name}.", bound, own))
+                break  # the nested graph's blocks come next, then this scope's `blocks` goes on
+            eqns.append(_new_eqn((prefix + name, block, ins, outs, own)))
         else:
-            eqns.append(Eqn(path, block, ins, outs, _own(block.init, scope.init)))
+            scopes.pop()
 
 
 class _Scope(NamedTuple):
-    """A graph being inlined: its blocks still to go, its path prefix, its keys' variables, its default
-    initialiser and the variables its out keys export."""
+    """A graph being inlined: its blocks still to go, its path prefix, the variables its in and out keys are bound
+    to, and its default initialiser."""
 
     blocks: Iterator[tuple[str, Block]]
     prefix: str
-    env: dict[str, str]
+    bound: dict[str, str]
     init: Initializer
-    exports: Mapping[str, str]
 
 
 def _own(init: Initializer | None, inherited: Initializer) -> Initializer:

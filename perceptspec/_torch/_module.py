@@ -94,6 +94,13 @@ class SpecModule(nn.Module):
     Parameters live in `blocks`, one submodule per block, nested like the spec's graphs, so `state_dict` keys read
     `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`); it
     calls every block module as torch would (hooks, parametrizations and replaced modules are honoured).
+    Attributes: `spec`, `in_shapes`, `seed`, `code` (the generated forward's source), `check`, `check_finite`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)}, seed=0)
+        >>> isinstance(module, ps.SpecModule), sorted(module.state_dict())
+        (True, ['blocks.h.0.bias', 'blocks.h.0.weight'])
     """
 
     code: str
@@ -189,7 +196,14 @@ class SpecModule(nn.Module):
             return None
         owner, name = self._probe
         value = owner._parameters.get(name)
-        return value if value is not None else getattr(owner, name, None)
+        if value is not None:
+            return value
+        # a parametrization torch registered as safe keeps the dtype of the tensor it holds (torch checks that when
+        # registering): read that tensor rather than run the parametrization at every check
+        parametrizations = owner._modules.get("parametrizations")
+        held = getattr(parametrizations, name, None)
+        original = None if held is None or getattr(held, "unsafe", True) else held._parameters.get("original")
+        return original if original is not None else getattr(owner, name, None)
 
     def block_module(self, path: str) -> nn.Module:
         """The module of the block at `path` ('latent.dense')."""

@@ -109,6 +109,14 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
 
     Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
     module computing logits and value; it holds every parameter).
+
+    Examples:
+        >>> from stable_baselines3 import PPO
+        >>> from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+        >>> model = PPO(SpecActorCriticPolicy, "CartPole-v1", n_steps=64,
+        ...             policy_kwargs={"config": "perceptspec/examples/cartpole.yaml"})
+        >>> sorted(model.policy.models.specs)
+        ['critic', 'policy']
     """
 
     models: Models

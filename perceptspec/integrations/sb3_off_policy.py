@@ -109,7 +109,15 @@ class _SpecNetwork(BasePolicy):
 
 class SpecSACActor(_SpecNetwork):
     """SAC's actor: SB3's squashed Gaussian over the head's means and log standard deviations, clamped to
-    `log_std_bounds` (SB3's [-20, 2] by default)."""
+    `log_std_bounds` (SB3's [-20, 2] by default).
+
+    Examples:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACActor, SpecSACPolicy
+        >>> sac = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> isinstance(sac.actor, SpecSACActor), sac.actor.action_dist.__class__.__name__
+        (True, 'SquashedDiagGaussianDistribution')
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  normalize_images: bool,
@@ -139,7 +147,16 @@ class SpecSACActor(_SpecNetwork):
 
 
 class SpecTD3Actor(_SpecNetwork):
-    """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1]."""
+    """TD3's and DDPG's actor: tanh of the head's action, as SB3's own actor squashes it into [-1, 1].
+
+    Examples:
+        >>> import stable_baselines3 as sb3
+        >>> from perceptspec.integrations import sb3_off_policy
+        >>> pendulum = {"config": "perceptspec/examples/pendulum.yaml"}
+        >>> td3 = sb3.TD3(sb3_off_policy.SpecTD3Policy, "Pendulum-v1", policy_kwargs=pendulum)
+        >>> td3.actor.__class__ is sb3_off_policy.SpecTD3Actor
+        True
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  normalize_images: bool) -> None:
@@ -154,7 +171,16 @@ class SpecTD3Actor(_SpecNetwork):
 
 
 class SpecQNetwork(_SpecNetwork):
-    """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest."""
+    """DQN's Q network: the head's one Q value per discrete action; the greedy action is the largest.
+
+    Examples:
+        >>> from stable_baselines3 import DQN
+        >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
+        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor"}]}}
+        >>> q_net = DQN(SpecDQNPolicy, "CartPole-v1", policy_kwargs={"config": config}).q_net
+        >>> type(q_net).__name__, sorted(q_net.obs_shapes)
+        ('SpecQNetwork', ['observation'])
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], module: nn.Module,
                  normalize_images: bool) -> None:
@@ -170,7 +196,16 @@ class SpecQNetwork(_SpecNetwork):
 
 class SpecStateActionCritic(BaseModel):
     """SB3's continuous critic: `n` Q networks over (observations, action), each a module built from the critic's
-    spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss)."""
+    spec; `forward` gives their Q values, `q1_forward` the first's (TD3's and DDPG's actor loss).
+
+    Examples:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+        >>> kwargs = {"config": "perceptspec/examples/pendulum.yaml"}
+        >>> critic = SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs=kwargs).critic
+        >>> type(critic).__name__, len(critic.q_networks)
+        ('SpecStateActionCritic', 2)
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any],
                  q_networks: Sequence[nn.Module], normalize_images: bool) -> None:
@@ -252,6 +287,14 @@ class SpecSACPolicy(_OffPolicyNetworks, SACPolicy):
 
     config: a composer config with a policy (head 'action': means and log stds) and a `state_action` critic.
     n_critics: how many Q networks (SB3's default 2); allow: as `ps.compose`'s.
+
+    Examples:
+        >>> from stable_baselines3 import SAC
+        >>> from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
+        >>> model = SAC(SpecSACPolicy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> model.policy.actor is model.actor
+        True
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
@@ -284,6 +327,14 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 
     config: a composer config with a policy (head 'action': the action, before tanh) and a `state_action` critic.
     n_critics: how many Q networks (TD3: 2, DDPG: 1 — SB3's DDPG passes n_critics=1 itself); allow: as compose's.
+
+    Examples:
+        >>> from stable_baselines3 import DDPG
+        >>> from perceptspec.integrations.sb3_off_policy import SpecTD3Policy
+        >>> ddpg = DDPG(SpecTD3Policy, "Pendulum-v1", buffer_size=1000,
+        ...             policy_kwargs={"config": "perceptspec/examples/pendulum.yaml"})
+        >>> len(ddpg.critic.q_networks), ddpg.policy.critic_target is ddpg.critic_target  # DDPG: one Q network
+        (1, True)
     """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Box, lr_schedule: Schedule,
@@ -309,7 +360,17 @@ class SpecTD3Policy(_OffPolicyNetworks, TD3Policy):
 
 
 class SpecDQNPolicy(_OffPolicyNetworks, DQNPolicy):
-    """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values."""
+    """SB3's `DQNPolicy` whose Q network is a composer config's policy: its 'action' head gives the Q values.
+
+    Examples:
+        >>> from stable_baselines3 import DQN
+        >>> from perceptspec.integrations.sb3_off_policy import SpecDQNPolicy
+        >>> config = {"policy": {"networks": [{"_target_": "perceptspec.examples.continuous.mlp_actor",
+        ...                                    "hidden_units": [64, 64]}]}}
+        >>> model = DQN(SpecDQNPolicy, "CartPole-v1", buffer_size=1000, policy_kwargs={"config": config})
+        >>> model.policy.q_net_target is model.q_net_target
+        True
+    """
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.spaces.Discrete, lr_schedule: Schedule,
                  config: Config, *, normalize_images: bool = True,

@@ -59,7 +59,15 @@ NestedKey = str | tuple[str, ...]
 
 class KeyedCall(nn.Module):
     """TensorDictModule's calling convention (positional tensors in `in_keys` order, a tuple out) around a module
-    that takes and returns a dict of tensors."""
+    that takes and returns a dict of tensors.
+
+    Examples:
+        >>> import torch
+        >>> from perceptspec.integrations.tensordict import KeyedCall
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)})
+        >>> [t.shape for t in KeyedCall(module, ["obs"], ["h"])(torch.zeros(2, 4))]
+        [torch.Size([2, 8])]
+    """
 
     def __init__(self, module: nn.Module, in_keys: Sequence[str], out_keys: Sequence[str]) -> None:
         super().__init__()
@@ -100,6 +108,15 @@ def as_tensordict_module(module: nn.Module, *, in_keys: Mapping[str, NestedKey] 
     in_keys, out_keys: spec key -> TensorDict key (a str, or a tuple for a nested key); keys not named keep their
         names ('a/b' reads the nested key ('a', 'b'), see `nested_key`).
     Returns a `tensordict.nn.TensorDictModule` (its `.module` is a `KeyedCall` around `module`).
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from perceptspec.integrations.tensordict import as_tensordict_module
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)})
+        >>> td_module = as_tensordict_module(module, out_keys={"h": ("agent", "hidden")})
+        >>> td_module(TensorDict({"obs": torch.zeros(2, 4)}, batch_size=[2]))["agent", "hidden"].shape
+        torch.Size([2, 8])
     """
     if isinstance(module, SpecModule):
         ins, outs = list(module.in_shapes), list(module.out_shapes)
@@ -116,7 +133,16 @@ def tensordict_module(spec: Block, in_shapes: Mapping[str, Sequence[int]], *, se
                       check: str = "always", in_keys: Mapping[str, NestedKey] | None = None,
                       out_keys: Mapping[str, NestedKey] | None = None) -> Any:
     """`as_tensordict_module(ps.materialize(spec, in_shapes, seed=seed, check=check), ...)`: the same
-    (spec, shapes, seed) gives the same weights in every process."""
+    (spec, shapes, seed) gives the same weights in every process.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from perceptspec.integrations.tensordict import tensordict_module
+        >>> actor = tensordict_module(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)}, seed=0)
+        >>> actor(TensorDict({"obs": torch.zeros(2, 4)}, batch_size=[2]))["h"].shape
+        torch.Size([2, 8])
+    """
     return as_tensordict_module(materialize(spec, in_shapes, seed=seed, check=check), in_keys=in_keys,
                                 out_keys=out_keys)
 
@@ -126,7 +152,15 @@ def action_distribution_class(action_space: Any, action: str = "action",
     """A `distribution_class` for TorchRL's `ProbabilisticActor(..., in_keys=["logits"])`: `logits` -> the torch
     distribution perceptspec chooses for `action` of `action_space` (`ps.distributions`: the same kinds, options and
     flat-logits layout as the composer's heads). One actor per action; for several, TorchRL's `CompositeDistribution`
-    takes one of these per action."""
+    takes one of these per action.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> from perceptspec.integrations.tensordict import action_distribution_class
+        >>> make = action_distribution_class(gym.spaces.Discrete(3))
+        >>> make(logits=torch.zeros(2, 3)).sample().shape
+        torch.Size([2])
+    """
     from perceptspec.distributions import head_distribution
 
     where = f"action '{action}'"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -123,11 +124,10 @@ def flat_weights(rnn: nn.Module, names: list[str]) -> list[torch.Tensor]:
     if intercepted(rnn):
         raise TypeError("the recurrent block's 'rnn' holds nn.LSTM's / nn.GRU's weights and is never called, so a "
                         "hook on it would never run: register the hook on the block's module instead")
-    params = rnn._parameters  # `param`, inlined for the usual case
-    weights: list[torch.Tensor] = []
-    for name in names:
-        weight = params.get(name)
-        weights.append(param(rnn, name) if weight is None else weight)
+    try:  # every weight in `_parameters` (functional_call swaps them there): `param`'s fast path, in C
+        weights: list[Any] = list(map(rnn._parameters.__getitem__, names))
+    except KeyError:  # moved out by a parametrization or tensordict's `to_module`: read as the attribute
+        weights = [param(rnn, name) for name in names]
     return weights
 
 
@@ -165,11 +165,13 @@ class RecurrentModule(nn.Module):
         modules = self._modules  # what `self.rnn` etc. read, without nn.Module.__getattr__
         rnn, dense, non_lin = modules["rnn"], modules["dense"], modules["non_lin"]
         assert rnn is not None and dense is not None and non_lin is not None
-        y = self.run(x.reshape((-1,) + x.shape[-2:]), flat_weights(rnn, self.weight_names))
+        # (N, T, F) as it is: a reshaped view, even of the same shape, made the fused kernel slower at batch 1
+        one_batch_dim = x.dim() == 3
+        y = self.run(x if one_batch_dim else x.reshape((-1,) + x.shape[-2:]), flat_weights(rnn, self.weight_names))
         if self.last_step:
             y = y.select(1, -1)
         out = call_in_turn((dense, non_lin), y)
-        return out.reshape(x.shape[:-2] + out.shape[1:])
+        return out if one_batch_dim else out.reshape(x.shape[:-2] + out.shape[1:])
 
     def extra_repr(self) -> str:
         return (f"{self.cell}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
