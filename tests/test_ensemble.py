@@ -100,9 +100,10 @@ class TestFolds:
         ps.Graph([ps.Concat(in_keys=["t", "u"], out_keys="c"), ps.Dense(in_keys="c", out_keys="v", hidden_units=[2])],
                  out_keys="v"),
         ps.Ensemble(ps.Dense(in_keys="t", out_keys="v", hidden_units=[2]), 2),
-    ], ids=["mlp", "conv_bn", "lstm", "concat_first", "nested"])
+        ps.Embedding(in_keys="i", out_keys="v", num_embeddings=5, embedding_dim=3),
+    ], ids=["mlp", "conv_bn", "lstm", "concat_first", "nested", "embedding"])
     def test_fold_equals_forward_and_members_equal_separate_modules(self, inner: ps.Block) -> None:
-        shapes = {k: {"observation": (4,), "s": (3, 8, 8), "t": (5, 3), "u": (5, 2)}[k] for k in inner.in_keys}
+        shapes = {k: {"observation": (4,), "s": (3, 8, 8), "t": (5, 3), "u": (5, 2), "i": (2,)}[k] for k in inner.in_keys}
         spec = ps.Graph({"e": ps.Ensemble(inner, 3)}, out_keys=list(inner.out_keys))
         module = check_block(spec, shapes).eval()
         members = members_by_hand(module, "e", inner, shapes)

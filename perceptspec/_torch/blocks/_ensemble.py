@@ -83,6 +83,7 @@ class EnsembleModule(nn.Module):
         self.members = members
         self.size = size
         self.in_keys = tuple(members.in_shapes)
+        self.roles = tuple(role for _, _, role in members.signature)
         self.out_ranks = out_ranks
         #: how the members run at once: 'layered', 'vmapped' or 'looped' (see the module docstring)
         self.mode = mode
@@ -209,6 +210,9 @@ def _ensemble_build_rule(block: Ensemble, ins: tuple[Shape, ...], init: Initiali
     return module
 
 
+#: the dtype of the trial call's zeros for each input role (features: float32; index 0 is always in bounds)
+TRIAL_DTYPES = {"mask": torch.bool, "index": torch.int64}
+
 #: what torch says when vmap has no batching rule for an op: an error, or a warning before it loops itself
 NO_BATCHING_RULE = ("Batching rule not implemented", "we have not yet implemented the batching rule")
 
@@ -221,7 +225,8 @@ def _runs_under_vmap(module: EnsembleModule, ins: tuple[Shape, ...]) -> bool:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            module(*(torch.zeros(1, *shape) for shape in ins))
+            module(*(torch.zeros(1, *shape, dtype=TRIAL_DTYPES.get(role, torch.float32))
+                     for shape, role in zip(ins, module.roles)))
     except (RuntimeError, UserWarning) as e:
         if not any(text in str(e) for text in NO_BATCHING_RULE):
             raise
