@@ -183,3 +183,23 @@ class TestInterpreter:
             leaf = name.removeprefix("blocks.value.members.")
             for k, member in enumerate(members):
                 torch.testing.assert_close(p.grad[k], member.get_parameter(leaf).grad)  # type: ignore[index]
+
+
+class TestEveryMember:
+    """Regressions found by the property tests after the merges of issue #17's blocks."""
+
+    def test_an_op_without_a_batching_rule_in_training_mode_runs_member_by_member(self) -> None:
+        member = ps.StridedConvDense(in_keys="x", out_keys="y", hidden_channels=[2], hidden_kernels=[3],
+                                     non_lin="rrelu", convolution_dimension=1, hidden_units=[2])
+        module = ps.materialize(ps.Ensemble(member, size=2), {"x": (2, 8)}, seed=0)
+        for train in (True, False):
+            module.train(train)
+            assert module({"x": torch.randn(3, 2, 8)})["y"].shape == (3, 2, 2)
+
+    def test_members_without_tensors_are_one_function(self) -> None:
+        member = ps.Flatten(in_keys="x", out_keys="y", num_flatten_dims=2)
+        module = ps.materialize(ps.Ensemble(member, size=3), {"x": (2, 4)}, seed=0)
+        x = torch.randn(5, 2, 4)
+        y = module({"x": x})["y"]
+        assert y.shape == (5, 3, 8)
+        torch.testing.assert_close(y, x.reshape(5, 1, 8).expand(5, 3, 8))
