@@ -13,6 +13,7 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
       networks:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
+    distribution_mapper_config: [{action_space: gymnasium.spaces.Box, distribution: squashed_gaussian}]  # optional
     seed: 0                                                                       # optional
     check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
@@ -59,6 +60,8 @@ SHARED_KINDS = ("shared_state", "shared_state_action")
 PREV_VALUE_KEY, PREV_VALUE_SHAPE = "prev_value", (1,)
 #: a state-action critic's output in Maze's layout (its network takes `output_shapes`)
 MAZE_Q_VALUE = "q_value"
+#: what the composer passes a policy network that takes it: each action's distribution name
+ACTION_DISTRIBUTIONS = "action_distributions"
 SHARED_CRITIC = "shared"
 
 
@@ -136,6 +139,10 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
                                     f"{list(act_spaces)}"])
     obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
+    if cfg.get("distribution_mapper_config"):  # Maze's: one choice per action, overrides by action name win
+        overrides = {s: {**spaces.from_maze_distribution_mapper(cfg["distribution_mapper_config"], act_spaces[s]),
+                         **{k: v for k, v in overrides[s].items() if k in spaces.action_names(act_spaces[s])}}
+                     for s in act_spaces}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
     build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
@@ -182,7 +189,7 @@ def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Sh
     for step, shapes in inputs.items():
         action_shapes = {name: spaces.action_shapes(space)["action"] for name, space in actions[step].items()}
         target, _ = _network(section, step, list(inputs), "critic")
-        if not _takes_output_shapes(target):
+        if not _takes(target, "output_shapes"):
             plan[step] = (_with_actions(shapes, action_shapes), None)
         elif all(isinstance(space, gym.spaces.Discrete) for space in actions[step].values()):
             plan[step] = (shapes, {f"{name}_q_values": shape for name, shape in action_shapes.items()})
@@ -201,9 +208,11 @@ def _merged_actions(actions: Mapping[StepKey, Mapping[str, Any]]) -> dict[str, A
     return merged
 
 
-def _takes_output_shapes(target: str) -> bool:
+def _takes(target: str, parameter: str) -> bool:
+    """Whether the network `target` names has a parameter the composer fills (`output_shapes`,
+    `action_distributions`)."""
     try:
-        return "output_shapes" in inspect.signature(resolve(target)).parameters
+        return parameter in inspect.signature(resolve(target)).parameters
     except (TypeError, ValueError):
         return False  # `_build` reports a target without a signature
 
@@ -241,6 +250,8 @@ def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs
             distributions: Mapping[str, str], build: _Build) -> Network:
     target, kwargs = _network(section, step, steps, "policy")
     where = f"policy network {target}"
+    if _takes(target, ACTION_DISTRIBUTIONS):  # a network that builds its heads per distribution (the defaults)
+        kwargs = {**kwargs, ACTION_DISTRIBUTIONS: dict(distributions)}
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
         return Network(built, None, dict(obs), {})
@@ -272,7 +283,7 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
-def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
+def _step_overrides(overrides: Mapping[str, Any], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, Any]]:
     """The distribution overrides each sub-step's actions see: an override naming an action of another sub-step
     is left out (the spaces module refuses keys that name neither an action nor a space type)."""
     from perceptspec import spaces

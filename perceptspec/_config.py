@@ -60,8 +60,13 @@ def _network_list(value: object) -> str | None:
 POLICY_KEYS: dict[str, Check] = {"networks": _network_list, "init": _mapping_or_none,
                                  "action_head_bias": _mapping_or_none}
 CRITIC_KEYS: dict[str, Check] = {"kind": _one_of(CRITIC_KINDS), "networks": _network_list, "init": _mapping_or_none}
+def _list_or_none(value: object) -> str | None:
+    return None if value is None or isinstance(value, list) else f"expected a list, got {value!r}"
+
+
 TOP_KEYS: dict[str, Check] = {"policy": _mapping_or_none, "critic": _mapping_or_none,
-                              "distribution_overrides": _mapping_or_none, "seed": _int_or_none,
+                              "distribution_overrides": _mapping_or_none,
+                              "distribution_mapper_config": _list_or_none, "seed": _int_or_none,
                               "check": _one_of(CHECK_MODES), "check_finite": _bool}
 INIT_KEYS = ("body", "heads")
 

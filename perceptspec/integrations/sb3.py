@@ -58,6 +58,7 @@ from perceptspec import spaces
 from perceptspec._composer import VALUE_KEY, Models, compose
 from perceptspec._config import load_config
 from perceptspec._errors import SpecError
+from perceptspec.templates import DEFAULT_CONFIG
 from perceptspec.integrations.sb3_actions import FlatActionSpace, FlatActionWrapper, SpecDistribution
 
 __all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "SpecActorCriticPolicy", "SpecDistribution",
@@ -107,8 +108,9 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     """An SB3 actor-critic policy (PPO, A2C) whose networks come from a perceptspec composer config.
 
     config: what `ps.compose` takes: a mapping or a YAML path with a 'policy' section and a critic of kind
-        'state' or 'shared_state'. The policy's head must be 'action'. A path is read once, here: the loaded
-        mapping is what `model.save` stores.
+        'state' or 'shared_state', or None (the default) for perceptspec's default networks, SB3's own layout and
+        initialisation (`perceptspec.templates.DEFAULT_CONFIG`). The policy's head must be 'action'. A path is read
+        once, here: the loaded mapping is what `model.save` stores.
     allow: modules the config's `_target_`s and TorchModel factories may import, as `ps.compose`'s `allow`.
     normalize_images, optimizer_class, optimizer_kwargs: as for SB3's ActorCriticPolicy (the optimizer defaults to
         Adam with eps=1e-5, as SB3's).
@@ -121,14 +123,15 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     actor_critic: torch.nn.Module
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], lr_schedule: Schedule,
-                 config: Mapping[str, Any] | str | Path, *, use_sde: bool = False, normalize_images: bool = True,
+                 config: Mapping[str, Any] | str | Path | None = None, *, use_sde: bool = False,
+                 normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
         if use_sde:
             raise SpecError("SpecActorCriticPolicy", ["use_sde=True (gSDE) is not supported: the spec's 'action' head "
                                                       "gives the Gaussian's means and log standard deviations"])
         self.allow = tuple(allow)
-        self.config = dict(load_config(config))
+        self.config = dict(load_config(DEFAULT_CONFIG if config is None else config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
         # self._build, which composes the networks below instead of SB3's MLP extractor.
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
