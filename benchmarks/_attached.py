@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+import perceptspec as ps
 from benchmarks._networks import Network
 from benchmarks._timing import Timing, fmt_time, interleaved
 
@@ -71,8 +72,10 @@ def attached_cases(networks: Sequence[Network], batches: Sequence[int], budget: 
     interleaved (forward, no grad)."""
     cases = []
     for net in networks:
+        first = ps.materialize(net.spec, net.in_shapes, check="first")  # the column's variant (`compose` checks always)
+        first.load_state_dict(net.weights.state_dict())
         for name, attach in ATTACHMENTS.items():
-            hand, ps_module = attach(net.hand), attach(net.weights)
+            hand, ps_module = attach(net.hand), attach(first)
             for batch in batches:
                 inputs = net.inputs(batch, torch.Generator().manual_seed(batch))
                 with torch.no_grad():

@@ -1,6 +1,10 @@
 """Interleaved timing: every variant of a case is timed in each round, in a rotating order, so that drift (other
 processes on the machine, thermal state, allocator state) hits all variants alike; the result is the median over
-rounds of the mean time per call within a round."""
+rounds of the mean time per call within a round.
+
+Time is the calling thread's CPU time (`time.thread_time`): torch runs on that one thread here
+(`torch.set_num_threads(1)`), and time the scheduler gives other processes on a shared machine is not counted, as
+wall-clock time would count it (a busy machine preempts a 20 ms sample of one variant and not the next)."""
 
 from __future__ import annotations
 
@@ -24,11 +28,11 @@ class Timing:
 
 
 def time_calls(fn: Callable[[], object], calls: int) -> float:
-    """Mean seconds per call of `calls` back-to-back calls."""
-    start = time.perf_counter()
+    """Mean CPU seconds of this thread per call of `calls` back-to-back calls."""
+    start = time.thread_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (time.thread_time() - start) / calls
 
 
 def interleaved(variants: Mapping[str, Callable[[], object]], *, budget: float, sample: float = 0.01,

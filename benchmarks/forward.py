@@ -394,7 +394,7 @@ def report(cases: Sequence[Case], shapes: list[tuple[str, float]], builds: list[
         f"Machine: {machine()}.",
         f"Run: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, `make bench`, {elapsed / 60:.1f} min in all. "
         "Each cell: **ratio to hand-written** (median over rounds of the ratio within a round) and the median time "
-        "per call. Interleaved rounds in rotating order; every variant's outputs checked equal to the hand-written "
+        "per call (the calling thread's CPU time, `time.thread_time`). Interleaved rounds in rotating order; every variant's outputs checked equal to the hand-written "
         "network's first.",
         "",
         *(f"- {n}" for n in notes),

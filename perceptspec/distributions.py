@@ -29,6 +29,9 @@ from perceptspec._errors import SignatureError, SpecError
 from perceptspec.spaces import DISTRIBUTIONS, Override, action_logits_shapes, action_spaces, distribution_choices, \
     distribution_class, nest
 
+__all__ = ["BoundedBeta", "Deterministic", "DictDistribution", "MultiCategorical", "SquashedGaussian",
+           "action_distribution", "env_action"]
+
 
 def _event_shape(space: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in space.shape or ())
@@ -61,7 +64,14 @@ class _OwnDistribution(Distribution):
 
 
 class MultiCategorical(_OwnDistribution):
-    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim."""
+    """Independent categoricals over the entries of a MultiDiscrete space; logits concatenated on the last dim.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> dist = ps.distributions.action_distribution({"action": torch.zeros(1, 5)}, gym.spaces.MultiDiscrete([2, 3]))
+        >>> dist.sample()["action"].shape
+        torch.Size([1, 2])
+    """
 
     def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], shape: tuple[int, ...]) -> None:
         self.parts: list[Distribution] = [Categorical(logits=part) for part in torch.split(logits, list(nvec), -1)]
@@ -97,6 +107,14 @@ class SquashedGaussian(_OwnDistribution):
     dims. A value `rsample` returned is scored with the u it came from (no atanh round trip, as SAC needs); any
     other value is un-squashed with atanh, clamped a float epsilon inside (-1, 1). The entropy has no closed form:
     `entropy()` is the one-sample estimate `-log_prob(rsample())` (what SB3's PPO uses when a distribution has none).
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Box(-2, 2, (3,))
+        >>> logits = {"action": torch.zeros(1, 6)}
+        >>> dist = ps.distributions.action_distribution(logits, space, {"Box": "squashed_gaussian"})
+        >>> bool(dist.sample()["action"].abs().max() <= 2)
+        True
     """
     has_rsample = True
 
@@ -146,7 +164,15 @@ class BoundedBeta(_OwnDistribution):
     """Independent Betas mapped onto a Box's bounds, `low + x * (high - low)`, as Maze's BetaProbabilityDistribution
     reads its logits: the first half gives the alphas, the second the betas, each clamped to [log 1e-6, -log 1e-6]
     then `softplus(.) + 1` (so both exceed 1 and the density is unimodal). The mode is Maze's deterministic action,
-    the mean; log-prob and entropy include the affine map's `log(high - low)`."""
+    the mean; log-prob and entropy include the affine map's `log(high - low)`.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Box(0, 5, (2,))
+        >>> dist = ps.distributions.action_distribution({"action": torch.zeros(1, 4)}, space, {"Box": "beta"})
+        >>> dist.mode()["action"]
+        tensor([[2.5000, 2.5000]])
+    """
     has_rsample = True
     EPSILON = 1e-6  # Maze's
 
@@ -185,7 +211,16 @@ class BoundedBeta(_OwnDistribution):
 
 class Deterministic(_OwnDistribution):
     """The 'deterministic' head of a Box action (TD3's and DDPG's actors): the logits are the action itself. Sampling
-    and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0."""
+    and the mode give it; its log-prob is 0 where an action equals it and -inf elsewhere; its entropy 0.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Box(-1, 1, (2,))
+        >>> logits = {"action": torch.tensor([[0.5, -0.5]])}
+        >>> dist = ps.distributions.action_distribution(logits, space, {"Box": "deterministic"})
+        >>> dist.sample()["action"]
+        tensor([[ 0.5000, -0.5000]])
+    """
 
     def __init__(self, action: torch.Tensor, event_dims: int) -> None:
         self.action = action
@@ -279,6 +314,13 @@ class DictDistribution:
     offsets: per head, the space's `start` (Discrete, MultiDiscrete) added to samples and taken off actions before
     scoring them; heads without one are absent, so a Box head scores the very tensor it sampled (a squashed
     Gaussian then reuses the pre-tanh value).
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "fire": gym.spaces.MultiBinary(2)})
+        >>> dist = ps.distributions.action_distribution({"move": torch.zeros(1, 4), "fire": torch.zeros(1, 2)}, space)
+        >>> dist.log_prob(dist.sample()).shape, dist.entropy().shape
+        (torch.Size([1]), torch.Size([1]))
     """
 
     def __init__(self, heads: Mapping[str, Distribution], offsets: Mapping[str, torch.Tensor]) -> None:
@@ -315,7 +357,14 @@ class DictDistribution:
 
 def action_distribution(logits: Mapping[str, torch.Tensor], action_space: gym.Space[Any],
                         overrides: Override = ()) -> DictDistribution:
-    """The distribution over actions that a policy's `logits` (one tensor per action head) describe."""
+    """The distribution over actions that a policy's `logits` (one tensor per action head) describe.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> dist = ps.distributions.action_distribution({"action": torch.tensor([[0.0, 10.0]])}, gym.spaces.Discrete(2))
+        >>> dist.mode()["action"]
+        tensor([1])
+    """
     choices = distribution_choices(action_space, overrides)
     shapes = action_logits_shapes(action_space, overrides)
     spaces = action_spaces(action_space)
@@ -336,7 +385,14 @@ def action_distribution(logits: Mapping[str, torch.Tensor], action_space: gym.Sp
 
 def env_action(actions: Mapping[str, torch.Tensor], action_space: gym.Space[Any]) -> Any:
     """One env step's action from per-action samples of one state (no batch dim): numpy values of each space's
-    dtype (a Discrete's as an int), arranged as the (nested) Dict / Tuple space holds them (`ps.spaces.nest`)."""
+    dtype (a Discrete's as an int), arranged as the (nested) Dict / Tuple space holds them (`ps.spaces.nest`).
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4)})
+        >>> ps.distributions.env_action({"move": torch.tensor(2)}, space)
+        {'move': 2}
+    """
     leaves = action_spaces(action_space)
     values: dict[str, Any] = {}
     for action, space in leaves.items():

@@ -24,12 +24,21 @@ import numpy as np
 
 from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 
+__all__ = ["DistributionChoice", "DistributionKind", "action_logits_shapes", "action_names", "action_shapes",
+           "action_spaces", "distribution_choices", "distribution_names", "obs_shapes"]
+
 Shape = tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class DistributionChoice:
-    """The distribution of one action: a kind's name (or an allowed class's import path) and its options."""
+    """The distribution of one action: a kind's name (or an allowed class's import path) and its options.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> ps.spaces.distribution_choices(gym.spaces.Box(-1, 1, (2,)), {"Box": "deterministic"})["action"].name
+        'deterministic'
+    """
 
     name: str
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -45,7 +54,14 @@ Override = Mapping[str, Choice] | Mapping[type, Choice] | Mapping[str | type, Ch
 @dataclasses.dataclass(frozen=True)
 class DistributionKind:
     """A distribution family: which action spaces it serves, the logits shape it needs for a space, its options
-    (name -> default) and whether it needs a Box with finite bounds (it maps its support onto them)."""
+    (name -> default) and whether it needs a Box with finite bounds (it maps its support onto them).
+
+    Examples:
+        >>> from perceptspec.spaces import DISTRIBUTIONS
+        >>> import gymnasium as gym
+        >>> DISTRIBUTIONS["gaussian"].logits_shape(gym.spaces.Box(-1, 1, (3,)))
+        (6,)
+    """
 
     name: str
     spaces: tuple[type[gym.Space[Any]], ...]
@@ -98,21 +114,39 @@ MAZE_DISTRIBUTIONS: dict[str, str] = {
 
 
 def obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
-    """Observation key -> shape for a Box (key 'observation') or a Dict of Boxes / MultiBinaries."""
-    return {key: _obs_shape(key, sub) for key, sub in _named(space, "observation").items()}
+    """Observation key -> the shape a network reads, after the composer's conversions (`perceptspec._observations`):
+    a Box as it is (uint8 images channel-first), Discrete(n) one-hot (n,), MultiDiscrete(nvec) (sum(nvec),),
+    MultiBinary as it is; Dict and Tuple entries flattened to keys joined by '/' ('agent/position').
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> space = gym.spaces.Dict({"screen": gym.spaces.Box(0, 1, (3, 64, 64)),
+        ...                         "inventory": gym.spaces.Box(0, 1, (16,)), "room": gym.spaces.Discrete(5)})
+        >>> ps.spaces.obs_shapes(space)
+        {'inventory': (16,), 'room': (5,), 'screen': (3, 64, 64)}
+    """
+    from perceptspec._observations import preprocessing
+
+    return preprocessing([space]).shapes_of(space)
 
 
-def _obs_shape(key: str, space: gym.Space[Any]) -> Shape:
-    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)) and space.shape:
-        return tuple(int(d) for d in space.shape)
-    raise SpecError(f"observation '{key}'", [
-        f"expected a Box or MultiBinary space with a non-empty shape, got {space!r} (one-hot encode Discrete "
-        f"observations, e.g. with gymnasium.wrappers, or flatten nested spaces)"])
+def raw_obs_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
+    """Observation key -> the shape the env gives, which the composed modules read (Discrete: ())."""
+    from perceptspec._observations import preprocessing
+
+    return preprocessing([space]).raw_shapes_of(space)
 
 
 def distribution_choices(space: gym.Space[Any], overrides: Override = ()) -> dict[str, DistributionChoice]:
     """Action name -> its distribution and options: an override by action name wins over one by space type (the
-    class, or its name such as 'Box' as YAML writes it), which wins over the default of the space's kind."""
+    class, or its name such as 'Box' as YAML writes it), which wins over the default of the space's kind.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> choice = ps.spaces.distribution_choices(gym.spaces.Box(-1, 1, (2,)), {"Box": "squashed_gaussian"})
+        >>> choice["action"].name
+        'squashed_gaussian'
+    """
     chosen: dict[str | type, Choice] = dict(overrides.items() if isinstance(overrides, Mapping) else overrides)
     actions = action_spaces(space)
     for key in chosen:
@@ -139,7 +173,13 @@ def _no_distribution(action: str, space: gym.Space[Any]) -> SpecError:
 
 def distribution_names(space: gym.Space[Any], overrides: Override = ()) -> dict[str, str]:
     """Action name -> distribution name (an allowed class's import path for a class of yours); see
-    `distribution_choices`."""
+    `distribution_choices`.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> ps.spaces.distribution_names(gym.spaces.Box(-1, 1, (2,)), {"Box": "deterministic"})
+        {'action': 'deterministic'}
+    """
     return {action: choice.name for action, choice in distribution_choices(space, overrides).items()}
 
 
@@ -287,7 +327,14 @@ def _gym_space_type(path: object, where: str) -> type[gym.Space[Any]]:
 def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dict[str, Shape]:
     """Action name -> the logits shape its head must output, always a flat vector (the distribution reshapes it to
     the action's shape): Discrete(n) -> (n,), MultiBinary(shape) -> (prod(shape),), Box(shape) -> (2 * prod(shape),)
-    (means then log stds; (2,) for a scalar Box), MultiDiscrete(nvec) -> (sum(nvec),)."""
+    (means then log stds; (2,) for a scalar Box), MultiDiscrete(nvec) -> (sum(nvec),).
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4), "aim": gym.spaces.Box(-1, 1, (2,))})
+        >>> ps.spaces.action_logits_shapes(space)
+        {'aim': (4,), 'move': (4,)}
+    """
     actions = action_spaces(space)
     return {a: distribution_kind(c.name, f"action '{a}'").logits_shape(actions[a])
             for a, c in distribution_choices(space, overrides).items()}
@@ -296,7 +343,13 @@ def action_logits_shapes(space: gym.Space[Any], overrides: Override = ()) -> dic
 def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
     """Action name -> the shape of the action as a network reads it (a state-action critic's action inputs): a Box
     or MultiBinary its own shape ((1,) for a scalar Box), Discrete(n) one-hot (n,), MultiDiscrete the concatenated
-    one-hots (sum(nvec),)."""
+    one-hots (sum(nvec),).
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> ps.spaces.action_shapes(gym.spaces.Discrete(3))
+        {'action': (3,)}
+    """
     shapes = {}
     for action, sub in action_spaces(space).items():
         if isinstance(sub, (gym.spaces.Box, gym.spaces.MultiBinary)):
@@ -313,13 +366,26 @@ def action_shapes(space: gym.Space[Any]) -> dict[str, Shape]:
 
 def action_spaces(space: gym.Space[Any]) -> dict[str, gym.Space[Any]]:
     """Action name -> leaf space: a plain space is 'action', nested Dicts and Tuples are flattened
-    (`flatten_space`)."""
+    (`flatten_space`).
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> space = gym.spaces.Dict({"move": gym.spaces.Discrete(4)})
+        >>> ps.spaces.action_spaces(space)
+        {'move': Discrete(4)}
+    """
     return flatten_space(space, "action")
 
 
 def action_names(space: gym.Space[Any]) -> list[str]:
     """The names of the actions of an action space: the flattened keys of a (nested) Dict or Tuple, else
-    'action'."""
+    'action'.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> ps.spaces.action_names(gym.spaces.Discrete(3))
+        ['action']
+    """
     return list(action_spaces(space))
 
 

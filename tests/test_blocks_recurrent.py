@@ -125,6 +125,39 @@ class TestAgainstTorch:
         out = torch.func.functional_call(module, params, ({"x": x},))["y"]
         torch.testing.assert_close(out, torch.tensor([1.0, 2.0, 3.0]).expand(5, 3))
 
+
+    def test_a_parametrized_or_removed_weight_is_read_as_the_attribute(self) -> None:
+        """The weights' fast path (all in `_parameters`) must not hide one that moved out of it."""
+        from torch.nn.utils import parametrize
+
+        class Zeroed(nn.Module):
+            def forward(self, w: torch.Tensor) -> torch.Tensor:
+                return torch.zeros_like(w)
+
+        def weight(module: ps.SpecModule, name: str) -> torch.Tensor:
+            value = getattr(block_module(module).rnn, name)
+            assert isinstance(value, torch.Tensor)
+            return value
+
+        module = ps.materialize(make(ps.LSTM, hidden_size=3), {"x": (4, 2)}, seed=0)
+        reference = ps.materialize(make(ps.LSTM, hidden_size=3), {"x": (4, 2)}, seed=0)
+        rnn = block_module(module).rnn
+        x = {"x": torch.randn(5, 4, 2)}
+        before = module(x)["y"]
+        parametrize.register_parametrization(rnn, "weight_ih_l0", Zeroed())
+        with torch.no_grad():
+            weight(reference, "weight_ih_l0").zero_()
+        torch.testing.assert_close(module(x)["y"], reference(x)["y"])
+        assert not torch.allclose(module(x)["y"], before)
+        parametrize.remove_parametrizations(rnn, "weight_ih_l0", leave_parametrized=False)
+        held = rnn._parameters.pop("weight_hh_l0")  # a plain tensor in the instance dict, as `to_module` does
+        assert held is not None
+        rnn.__dict__["weight_hh_l0"] = torch.zeros_like(held)
+        with torch.no_grad():
+            weight(reference, "weight_ih_l0").copy_(weight(module, "weight_ih_l0"))
+            weight(reference, "weight_hh_l0").zero_()
+        torch.testing.assert_close(module(x)["y"], reference(x)["y"])
+
     def test_double_precision(self) -> None:
         module = ps.materialize(make(ps.GRU, hidden_size=3, num_layers=2), {"x": (4, 2)}, seed=0).double()
         assert module({"x": torch.randn(5, 4, 2, dtype=torch.float64)})["y"].dtype == torch.float64

@@ -181,6 +181,32 @@ class TestParameters:
         torch.autograd.backward(loss)
         assert sub(module, "blocks.body.0.parametrizations.weight").original.grad is not None
 
+    def test_the_input_check_reads_a_parametrized_first_weight_without_running_it(self) -> None:
+        calls = []
+
+        class Counted(nn.Module):
+            def forward(self, w: torch.Tensor) -> torch.Tensor:
+                calls.append(1)
+                return w
+
+        module = make(check="always")
+        parametrize.register_parametrization(linear(module), "weight", Counted())
+        calls.clear()
+        module(inputs())
+        assert len(calls) == 1  # the forward's read; the check read the tensor the parametrization holds
+        with pytest.raises(ps.SignatureError, match="dtype torch.float32"):
+            module({k: v.double() for k, v in inputs().items()})
+
+    def test_the_input_check_runs_an_unsafe_parametrization_that_may_change_the_dtype(self) -> None:
+        class ToDouble(nn.Module):
+            def forward(self, w: torch.Tensor) -> torch.Tensor:
+                return w.double()
+
+        module = make(check="always")
+        parametrize.register_parametrization(linear(module), "weight", ToDouble(), unsafe=True)
+        with pytest.raises(ps.SignatureError, match="dtype torch.float64"):
+            module(inputs())
+
     @pytest.mark.parametrize("apply", [torch.nn.utils.parametrizations.spectral_norm,
                                        torch.nn.utils.parametrizations.weight_norm])
     def test_spectral_and_weight_norm(self, apply: Callable[[nn.Module], nn.Module]) -> None:

@@ -117,7 +117,8 @@ def test_dict_observations_as_multi_input_policy() -> None:
                                        "hidden_units": [32]}]}}
     model = DQN(SpecDQNPolicy, env, policy_kwargs={"config": config}, learning_starts=50, buffer_size=500, seed=0)
     q_net = model.policy.q_net
-    assert isinstance(q_net, SpecQNetwork) and set(q_net.obs_shapes) == {"img", "vec"}
+    assert isinstance(q_net, SpecQNetwork) and isinstance(q_net.module, ps.SpecModule)
+    assert set(q_net.module.in_shapes) == {"img", "vec"}
     model.learn(100)
     obs, _ = env.reset()
     assert env.action_space.contains(int(model.predict(obs, deterministic=True)[0]))

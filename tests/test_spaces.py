@@ -31,9 +31,15 @@ class TestObsShapes:
         space = gym.spaces.Dict({"screen": gym.spaces.Box(0, 1, (3, 64, 64)), "inventory": gym.spaces.MultiBinary(16)})
         assert ps.spaces.obs_shapes(space) == {"screen": (3, 64, 64), "inventory": (16,)}
 
-    def test_discrete_observation_is_refused_naming_the_key(self) -> None:
+    def test_discrete_observation_is_one_hot_encoded(self) -> None:
+        """Issue #17: Discrete observations compose (the composer adds the OneHot block); the raw shape is ()."""
         space = gym.spaces.Dict({"ok": gym.spaces.Box(0, 1, (2,)), "room": gym.spaces.Discrete(5)})
-        with pytest.raises(ps.SpecError, match="observation 'room'.*Box or MultiBinary.*Discrete"):
+        assert ps.spaces.obs_shapes(space) == {"ok": (2,), "room": (5,)}
+        assert ps.spaces.raw_obs_shapes(space) == {"ok": (2,), "room": ()}
+
+    def test_unsupported_space_is_refused_naming_the_key(self) -> None:
+        space = gym.spaces.Dict({"ok": gym.spaces.Box(0, 1, (2,)), "note": gym.spaces.Text(5)})
+        with pytest.raises(ps.SpecError, match="observation 'note'.*Box, Discrete.*Text"):
             ps.spaces.obs_shapes(space)
 
 

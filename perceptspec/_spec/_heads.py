@@ -19,6 +19,12 @@ class StateIndependentLogStd(Block):
     (..., n) means -> (..., 2n): the means, then the n log stds broadcast over the leading dims; the layout every
     Gaussian distribution reads (`perceptspec.distributions`), so it can follow a `LinearOutput` of the means.
     The log stds are a parameter of this block (counted, saved, trained); `init` does not apply to them.
+
+    Examples:
+        >>> head = ps.Graph([ps.LinearOutput(in_keys="h", out_keys="means", output_units=3),
+        ...                  ps.StateIndependentLogStd(in_keys="means", out_keys="action")], out_keys="action")
+        >>> ps.infer_shapes(head, {"h": (8,)})["action"], ps.count_parameters(head, {"h": (8,)})
+        ((6,), 30)
     """
 
     log_std_init: float = 0.0

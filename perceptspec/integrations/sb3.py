@@ -13,11 +13,13 @@ computed once. The weights are the composer's own (its initialisers, head biases
 re-initialisation is not applied, and SB3's MLP extractor, action net, log-std parameter and value net are not
 built.
 
-Observations are preprocessed by SB3 itself (`preprocess_obs`), as for its own policies, and the networks are
-composed for the shapes that come out of it: a Box stays a float tensor of its shape (uint8 images are divided by
-255 when `normalize_images`), a MultiBinary becomes a float tensor of its shape, a Discrete(n) becomes a one-hot
-vector (n,), and a MultiDiscrete(nvec) the concatenation of one one-hot vector per entry (sum(nvec),). A plain
-space is the input key 'observation', a Dict space gives one input key per entry.
+Observations are converted by the composed networks themselves, as `ps.compose` converts them for any env
+(`perceptspec._observations`, docs/spaces.md): spec blocks one-hot encode a Discrete(n) (n,) and a
+MultiDiscrete(nvec) (sum(nvec),), scale uint8 images to [0, 1] (not when `normalize_images=False`) and make them
+channel-first, turn MultiBinary into floats; the network functions are given the shapes after conversion, as SB3's
+`preprocess_obs` would make them. So the modules read the observations as the env gives them; the policy only
+reshapes what SB3's buffers hold (a Discrete as (1,)) and casts what they store as float32 back (indices to int64).
+A plain space is the input key 'observation', a Dict space gives one input key per entry.
 
 Actions: where SB3 has the distribution, the 'action' head's logits feed SB3's own, so SB3's algorithms see exactly
 the log-probs, entropies, samples and modes they expect: Discrete -> CategoricalDistribution, MultiBinary ->
@@ -41,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3.common.distributions import (
     BernoulliDistribution,
@@ -51,21 +52,20 @@ from stable_baselines3.common.distributions import (
     MultiCategoricalDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from perceptspec import spaces
 from perceptspec._composer import VALUE_KEY, Models, compose
 from perceptspec._config import load_config
 from perceptspec._errors import SpecError
+from perceptspec._observations import OBSERVATION, flat_values, module_inputs, preprocessing
 from perceptspec.templates import DEFAULT_CONFIG
 from perceptspec.integrations.sb3_actions import FlatActionSpace, FlatActionWrapper, SpecDistribution
 
 __all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "SpecActorCriticPolicy", "SpecDistribution",
-           "network_inputs", "network_observation_space"]
+           "network_inputs", "with_image_scaling"]
 
 ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
-OBSERVATION = "observation"  # the input key of a plain observation space
 
 #: the perceptspec distribution each SB3 distribution class matches (same logits layout and semantics)
 _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
@@ -74,28 +74,20 @@ _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
 }
 
 
-def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
-    """The space of what SB3's `preprocess_obs` hands the networks: Discrete and MultiDiscrete become one-hot
-    Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries."""
-    if isinstance(space, gym.spaces.Dict):
-        return gym.spaces.Dict({k: network_observation_space(v) for k, v in space.spaces.items()})
-    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
-        return space
-    if isinstance(space, gym.spaces.Discrete):
-        return gym.spaces.Box(0.0, 1.0, (int(space.n),), np.float32)
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return gym.spaces.Box(0.0, 1.0, (int(space.nvec.sum()),), np.float32)
-    raise SpecError("SpecActorCriticPolicy", [f"unsupported observation space {space!r}: SB3 policies take Box, "
-                                              f"Discrete, MultiDiscrete, MultiBinary or a Dict of these"])
+def with_image_scaling(config: Mapping[str, Any], normalize_images: bool) -> dict[str, Any]:
+    """`config` with SB3's `normalize_images` as its `observations.normalize_images`, unless it sets that itself."""
+    observations = dict(config.get("observations") or {})
+    observations.setdefault("normalize_images", normalize_images)
+    return {**config, "observations": observations}
 
 
-def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize_images: bool,
-                   shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    """SB3's preprocessing of `obs` (one-hot, float, image scaling), keyed as the networks read it, each input
-    reshaped to (batch, *its shape in `shapes`)."""
-    x = preprocess_obs(obs, observation_space, normalize_images=normalize_images)
-    named = x if isinstance(x, dict) else {OBSERVATION: x}
-    return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
+def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any]) -> dict[str, torch.Tensor]:
+    """SB3's observations (a tensor, or a dict of tensors, with one batch dim) keyed and shaped as the composed
+    modules read them: each reshaped to (batch, *the raw shape of its entry), indices cast to int64 and float
+    features to float32 (SB3's rollout buffers store every observation as float32)."""
+    named = obs if isinstance(obs, dict) else {OBSERVATION: obs}
+    return module_inputs(preprocessing([observation_space]), flat_values(observation_space, named)
+                         if isinstance(observation_space, gym.spaces.Dict) else named)
 
 
 def _sb3_has(choice: spaces.DistributionChoice | None, sb3_distribution: type[Distribution]) -> bool:
@@ -117,6 +109,14 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
 
     Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
     module computing logits and value; it holds every parameter).
+
+    Examples:
+        >>> from stable_baselines3 import PPO
+        >>> from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+        >>> model = PPO(SpecActorCriticPolicy, "CartPole-v1", n_steps=64,
+        ...             policy_kwargs={"config": "perceptspec/examples/cartpole.yaml"})
+        >>> sorted(model.policy.models.specs)
+        ['critic', 'policy']
     """
 
     models: Models
@@ -133,15 +133,16 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         self.allow = tuple(allow)
         self.config = dict(load_config(DEFAULT_CONFIG if config is None else config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
-        # self._build, which composes the networks below instead of SB3's MLP extractor.
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
-                         use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
-                         optimizer_kwargs=optimizer_kwargs)
+        # self._build, which composes the networks below instead of SB3's MLP extractor. Called by name: the
+        # recurrent subclass (sb3_recurrent) must skip RecurrentActorCriticPolicy.__init__'s own LSTMs.
+        ActorCriticPolicy.__init__(self, observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
+                                   use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
+                                   optimizer_kwargs=optimizer_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         structure = self.action_space.structure if isinstance(self.action_space, FlatActionSpace) \
             else self.action_space
-        models = compose(self.config, network_observation_space(self.observation_space), structure,
+        models = compose(with_image_scaling(self.config, self.normalize_images), self.observation_space, structure,
                          allow=self.allow)
         if models.critic_kind == "none":
             raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
@@ -167,12 +168,8 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         return data
 
     def network_inputs(self, obs: PyTorchObs) -> dict[str, torch.Tensor]:
-        """SB3's preprocessing (one-hot, float, image scaling), keyed as the networks read it, one batch dim.
-
-        SB3's buffers keep a Discrete observation as shape (1,), which one-hot encodes to (batch, 1, n): each input
-        is reshaped to (batch, *shape the networks were composed for), as SB3's own extractors flatten it.
-        """
-        return network_inputs(obs, self.observation_space, self.normalize_images, self.models.obs_shapes[0])
+        """The observations as the composed modules read them (`network_inputs`), one batch dim."""
+        return network_inputs(obs, self.observation_space)
 
     def distribution(self, logits: torch.Tensor | Mapping[str, torch.Tensor]) -> Distribution:
         """The action distribution for the policy's outputs (or the 'action' head's logits (batch, *logits shape)):

@@ -53,7 +53,15 @@ def _bounds(space: gym.Space[Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any
 
 class FlatActionSpace(gym.spaces.Box):
     """A (nested) Dict / Tuple action space, or a multi-dimensional MultiBinary, as the flat Box SB3 handles;
-    `structure` is the original space, `unflatten` gives the action of it for a flat action."""
+    `structure` is the original space, `unflatten` gives the action of it for a flat action.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> from perceptspec.integrations.sb3 import FlatActionSpace
+        >>> flat = FlatActionSpace(gym.spaces.Tuple((gym.spaces.Discrete(3), gym.spaces.Box(-1, 1, (2,)))))
+        >>> flat.shape, flat.unflatten([2, 0.5, -0.5])[0]
+        ((3,), 2)
+    """
 
     def __init__(self, structure: gym.Space[Any]) -> None:
         self.structure = structure
@@ -84,7 +92,15 @@ class FlatActionSpace(gym.spaces.Box):
 
 class FlatActionWrapper(gym.ActionWrapper[Any, Any, Any]):
     """An env whose actions SB3 cannot hold (Tuple, nested Dict, multi-dimensional MultiBinary) behind one flat Box
-    (`FlatActionSpace`); the policy composes for the original space, the env receives its structured actions."""
+    (`FlatActionSpace`); the policy composes for the original space, the env receives its structured actions.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> from perceptspec.integrations.sb3 import FlatActionWrapper
+        >>> env = FlatActionWrapper(gym.make("CartPole-v1"))
+        >>> env.action_space.shape
+        (1,)
+    """
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         super().__init__(env)
@@ -99,7 +115,15 @@ class SpecDistribution(Distribution):
     """perceptspec's distributions over a policy's heads behind SB3's `Distribution` interface: an action is one
     flat float vector per sample (each head's entries in turn, as `FlatActionSpace` lays them out, or the single
     head's action flattened), so SB3's buffers keep it as they keep a Box's. `heads` is the distribution of the last
-    `proba_distribution` call, as SB3's `distribution` is."""
+    `proba_distribution` call, as SB3's `distribution` is.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> from perceptspec.integrations.sb3 import SpecDistribution
+        >>> dist = SpecDistribution(gym.spaces.Discrete(3)).proba_distribution({"action": torch.zeros(4, 3)})
+        >>> dist.get_actions().shape
+        torch.Size([4, 1])
+    """
 
     heads: DictDistribution
 

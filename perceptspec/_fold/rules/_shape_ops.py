@@ -62,7 +62,7 @@ def _concat_shape_rule(block: Concat, ins: tuple[Shape, ...]) -> tuple[Shape, ..
     first = ins[0]
     k = feature_index(first, 0, "concat_dim", block.concat_dim)
     for i, shape in enumerate(ins[1:], 1):
-        if len(shape) != len(first) or any(a != b for j, (a, b) in enumerate(zip(shape, first)) if j != k):
+        if len(shape) != len(first) or shape[:k] != first[:k] or shape[k + 1:] != first[k + 1:]:
             raise Mismatch(i, f"a shape {_pattern(first, k)} (the first input's {first} in every dim but "
                               f"concat_dim={block.concat_dim})", shape)
     return (first[:k] + (sum(s[k] for s in ins),) + first[k + 1:],)
