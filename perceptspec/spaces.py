@@ -218,7 +218,7 @@ def distribution_class(path: str, where: str) -> Any:
     from perceptspec._trust import resolve_allowed
 
     module, _, attr = path.rpartition(".")
-    if not module or maze_prefix(path):
+    if path.startswith("maze."):  # Maze's names are recognised (MAZE_DISTRIBUTIONS), never imported
         raise SpecError(where, [f"unknown distribution {path!r}: Maze's distributions are "
                                 f"{sorted(MAZE_DISTRIBUTIONS)}"])
     try:
@@ -231,11 +231,6 @@ def distribution_class(path: str, where: str) -> Any:
         raise SpecError(where, [f"distribution {path!r}: expected a class with a classmethod "
                                 f"required_logits_shape(action_space), got {cls!r}"])
     return cls
-
-
-def maze_prefix(path: str) -> bool:
-    """Whether `path` is inside Maze's package (its names are recognised, never imported)."""
-    return path == "maze" or path.startswith("maze.")
 
 
 def _checked_choice(choice: DistributionChoice, space: gym.Space[Any], where: str) -> DistributionChoice:
