@@ -26,6 +26,11 @@ class Ensemble(Block):
     It reads `spec`'s in keys (every member gets the same inputs) and writes `spec`'s out keys, each with a member dim
     of `size` after the batch dims (see the module docstring). `init` is the default initialiser of the blocks inside
     that set none, as a Graph's is. Parameters count `size` times.
+
+    Examples:
+        >>> member = ps.Dense(in_keys="obs", out_keys="q", hidden_units=[8])
+        >>> ps.infer_shapes(ps.Ensemble(member, size=5), {"obs": (4,)})["q"]
+        (5, 8)
     """
 
     n_inputs = None
