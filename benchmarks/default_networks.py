@@ -26,7 +26,7 @@ import torch
 DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 BEGIN, END = "<!-- default-networks:begin -->", "<!-- default-networks:end -->"
 #: env id -> training steps (PPO's defaults: 2048 steps per update)
-ENVS = {"CartPole-v1": 40_000, "Acrobot-v1": 60_000, "Pendulum-v1": 60_000}
+ENVS = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "Pendulum-v1": 30_000}
 MINIGRID = {"MiniGrid-Empty-5x5-v0": 50_000}
 SEEDS = (0, 1, 2)
 EPISODES = 20

@@ -303,7 +303,7 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
     specs, in_shapes = _by_name(policies, critics)
-    states = network_states(specs)  # before the actor-critics: it names state keys the two networks share
+    states = network_states(specs)  # first: a state key shared by policy and critic would break the actor-critic
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":

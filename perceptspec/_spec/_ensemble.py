@@ -28,9 +28,9 @@ class Ensemble(Block):
     that set none, as a Graph's is. Parameters count `size` times.
 
     Examples:
-        >>> member = ps.Dense(in_keys="obs", out_keys="q", hidden_units=[8])
-        >>> ps.infer_shapes(ps.Ensemble(member, size=5), {"obs": (4,)})["q"]
-        (5, 8)
+        >>> critic = ps.Dense(in_keys="obs", out_keys="q", hidden_units=[16, 1])
+        >>> ps.infer_shapes(ps.Ensemble(critic, size=10), {"obs": (4,)})["q"]
+        (10, 1)
     """
 
     n_inputs = None
