@@ -52,6 +52,11 @@ class OneHot(IndexBlock):
     observation of shape () becomes (n,).
     num_classes [n1, ..., nk] (a list): the last dim holds k indices, entry i among n_i classes, and their one-hot
     vectors are concatenated, (..., k) -> (..., n1 + ... + nk); a MultiDiscrete([n1, ..., nk]) observation.
+
+    Examples:
+        >>> block = ps.OneHot(in_keys="x", out_keys="y", num_classes=[3, 4])
+        >>> ps.infer_shapes(block, {"x": (2,)})["y"]
+        (7,)
     """
 
     _count_field: ClassVar[str] = "num_classes"
@@ -68,6 +73,11 @@ class Embedding(IndexBlock):
     its own rows of one table of n1 + ... + nk rows, (..., k) -> (..., k, embedding_dim).
     Weights: `TorchDefault` draws them from N(0, 1) as `torch.nn.Embedding` does; any other initialiser fills the
     table as it would the weight of a Linear layer from the one-hot vectors (fan-in: the number of rows).
+
+    Examples:
+        >>> block = ps.Embedding(in_keys="x", out_keys="y", num_embeddings=5, embedding_dim=3)
+        >>> ps.infer_shapes(block, {"x": (6,)})["y"]  # one embedding per index
+        (6, 3)
     """
 
     _count_field: ClassVar[str] = "num_embeddings"
@@ -84,7 +94,13 @@ class Embedding(IndexBlock):
 @descriptor
 class ToFloat(Block):
     """Numbers of any real dtype (uint8 pixels, integers, bools, floats) as floats of the module's dtype, times
-    `scale`: an image's [0, 255] becomes [0, 1] with scale=1/255. The shape is unchanged."""
+    `scale`: an image's [0, 255] becomes [0, 1] with scale=1/255. The shape is unchanged.
+
+    Examples:
+        >>> block = ps.ToFloat(in_keys="x", out_keys="y", scale=1 / 255)
+        >>> ps.infer_shapes(block, {"x": (3, 8, 8)})["y"]
+        (3, 8, 8)
+    """
 
     scale: float = 1.0
 

@@ -22,6 +22,11 @@ class Permute(Block):
     one batch dim in front. `dims` names every feature dim once.
 
     E.g. a channel-last image to channel-first: (..., H, W, C) -> (..., C, H, W) with dims=[3, 1, 2] (or [-1, -3, -2]).
+
+    Examples:
+        >>> block = ps.Permute(in_keys="x", out_keys="y", dims=[3, 1, 2])
+        >>> ps.infer_shapes(block, {"x": (8, 8, 3)})["y"]
+        (3, 8, 8)
     """
 
     dims: Sequence[int]
@@ -44,6 +49,11 @@ class Reshape(Block):
     `torch.reshape`); one entry may be -1, the size that makes the numbers of elements equal.
 
     E.g. (..., 6) -> (..., 2, 3) with shape=[2, 3] (or [2, -1]).
+
+    Examples:
+        >>> block = ps.Reshape(in_keys="x", out_keys="y", shape=[2, -1])
+        >>> ps.infer_shapes(block, {"x": (6,)})["y"]
+        (2, 3)
     """
 
     shape: Sequence[int]

@@ -17,6 +17,11 @@ class LayerNorm(Block):
     (starting at 1) and, if also `bias`, a learned shift (starting at 0), one per normalised element.
 
     (..., d1, ..., dn) -> the same shape, n = num_normalized_dims.
+
+    Examples:
+        >>> block = ps.LayerNorm(in_keys="x", out_keys="y")
+        >>> ps.infer_shapes(block, {"x": (5, 8)})["y"]
+        (5, 8)
     """
 
     num_normalized_dims: int = 1

@@ -82,6 +82,12 @@ class StatefulLSTM(StatefulRecurrent):
     """A multi-layer LSTM carrying (h, c): in_keys [x, h, c] or [x, h, c, reset], out_keys [y, h_next, c_next].
 
     x (features,) -> y (hidden_size,); h, c (num_layers, hidden_size) before the step, h_next, c_next after it.
+
+    Examples:
+        >>> block = ps.StatefulLSTM(in_keys=["x", "h", "c"], out_keys=["y", "h_next", "c_next"], hidden_size=4)
+        >>> shapes = ps.infer_shapes(block, {"x": (3,), "h": (1, 4), "c": (1, 4)})
+        >>> shapes["y"], shapes["h_next"]
+        ((4,), (1, 4))
     """
 
     cell: ClassVar[str] = "lstm"
@@ -91,7 +97,13 @@ class StatefulLSTM(StatefulRecurrent):
 
 @descriptor
 class StatefulGRU(StatefulRecurrent):
-    """A multi-layer GRU carrying h: in_keys [x, h] or [x, h, reset], out_keys [y, h_next]."""
+    """A multi-layer GRU carrying h: in_keys [x, h] or [x, h, reset], out_keys [y, h_next].
+
+    Examples:
+        >>> block = ps.StatefulGRU(in_keys=["x", "h"], out_keys=["y", "h_next"], hidden_size=4, num_layers=2)
+        >>> ps.infer_shapes(block, {"x": (3,), "h": (2, 4)})["h_next"]
+        (2, 4)
+    """
 
     cell: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3

@@ -75,7 +75,13 @@ _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
 
 
 def with_image_scaling(config: Mapping[str, Any], normalize_images: bool) -> dict[str, Any]:
-    """`config` with SB3's `normalize_images` as its `observations.normalize_images`, unless it sets that itself."""
+    """`config` with SB3's `normalize_images` as its `observations.normalize_images`, unless it sets that itself.
+
+    Examples:
+        >>> from perceptspec.integrations.sb3 import with_image_scaling
+        >>> with_image_scaling({"policy": {}}, True)["observations"]
+        {'normalize_images': True}
+    """
     observations = dict(config.get("observations") or {})
     observations.setdefault("normalize_images", normalize_images)
     return {**config, "observations": observations}
@@ -84,7 +90,14 @@ def with_image_scaling(config: Mapping[str, Any], normalize_images: bool) -> dic
 def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any]) -> dict[str, torch.Tensor]:
     """SB3's observations (a tensor, or a dict of tensors, with one batch dim) keyed and shaped as the composed
     modules read them: each reshaped to (batch, *the raw shape of its entry), indices cast to int64 and float
-    features to float32 (SB3's rollout buffers store every observation as float32)."""
+    features to float32 (SB3's rollout buffers store every observation as float32).
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> from perceptspec.integrations.sb3 import network_inputs
+        >>> sorted(network_inputs(torch.zeros(2, 4), gym.spaces.Box(-1, 1, (4,))))
+        ['observation']
+    """
     named = obs if isinstance(obs, dict) else {OBSERVATION: obs}
     return module_inputs(preprocessing([observation_space]), flat_values(observation_space, named)
                          if isinstance(observation_space, gym.spaces.Dict) else named)

@@ -94,7 +94,13 @@ def _keys(names: Sequence[str], renames: Mapping[str, NestedKey] | None, role: s
 def nested_key(key: str) -> NestedKey:
     """The TensorDict key of a spec key: a flattened observation name ('agent/position', a nested Dict's entry as
     the composer names it) is the nested key ('agent', 'position'), as TorchRL's gym wrappers nest Dict
-    observations; any other key is itself."""
+    observations; any other key is itself.
+
+    Examples:
+        >>> from perceptspec.integrations.tensordict import nested_key
+        >>> nested_key("agent/position"), nested_key("observation")
+        (('agent', 'position'), 'observation')
+    """
     return tuple(key.split(SEPARATOR)) if SEPARATOR in key else key
 
 
@@ -189,7 +195,14 @@ def _torchrl_recurrent_mode() -> bool:
 
 def next_state_keys(module: nn.Module) -> dict[str, NestedKey]:
     """The out-key renames that write each next-state output to ("next", its state input key), where TorchRL's
-    `step_mdp` carries it to the root for the next step (as LSTMModule's out_keys do)."""
+    `step_mdp` carries it to the root for the next step (as LSTMModule's out_keys do).
+
+    Examples:
+        >>> from perceptspec.integrations.tensordict import next_state_keys
+        >>> lstm = ps.StatefulLSTM(in_keys=["x", "h", "c"], out_keys=["y", "h_next", "c_next"], hidden_size=4)
+        >>> next_state_keys(ps.materialize(lstm, {"x": (3,), "h": (1, 4), "c": (1, 4)}))
+        {'h_next': ('next', 'h'), 'c_next': ('next', 'c')}
+    """
     if not isinstance(module, SpecModule):
         raise SpecError("next_state_keys", [f"expected a module built from a spec, got {type(module).__name__}"])
     return {out_key: ("next", in_key) for out_key, in_key in state_layout(module.spec).carry.items()}
@@ -197,7 +210,14 @@ def next_state_keys(module: nn.Module) -> dict[str, NestedKey]:
 
 def tensordict_primer(module: nn.Module, in_keys: Mapping[str, NestedKey] | None = None) -> Any:
     """A TorchRL `TensorDictPrimer` for the module's state inputs (renamed as `in_keys` renames them): the env then
-    carries them and sets them to zeros at every reset (LSTMModule's `make_tensordict_primer`). Needs torchrl."""
+    carries them and sets them to zeros at every reset (LSTMModule's `make_tensordict_primer`). Needs torchrl.
+
+    Examples:
+        >>> from perceptspec.integrations.tensordict import tensordict_primer
+        >>> lstm = ps.StatefulLSTM(in_keys=["x", "h", "c"], out_keys=["y", "h_next", "c_next"], hidden_size=4)
+        >>> type(tensordict_primer(ps.materialize(lstm, {"x": (3,), "h": (1, 4), "c": (1, 4)}))).__name__
+        'TensorDictPrimer'
+    """
     from torchrl.data import Unbounded  # type: ignore[import-untyped]  # torchrl ships no type information
     from torchrl.envs.transforms import TensorDictPrimer  # type: ignore[import-untyped]
 
