@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all typecheck pytest pytest-all bench train train-torchrl train-sac clean
+.PHONY: setup demo test test-all typecheck pytest pytest-all docs bench train train-torchrl train-sac train-recurrent clean
 
 setup: $(STAMP)
 
@@ -39,13 +39,19 @@ pytest: $(STAMP)
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 typecheck pytest
 
-# everything: the slow tests too (training, DDP on Example 2, inductor compiles of every example) and the
-# `thorough` Hypothesis profile (2,000 fresh examples per property)
+# everything: the slow tests too (training, DDP on Example 2, inductor compiles of every example), the
+# `thorough` Hypothesis profile (2,000 fresh examples per property), then the documentation site (make docs)
 pytest-all: $(STAMP)
 	$(PY) -m pytest -q $(XDIST) --hypothesis-profile=thorough
 
 test-all: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 typecheck pytest-all
+	@$(MAKE) --no-print-directory docs
+
+# the documentation site (docs/, mkdocs.yml) into site/, every warning an error; installs the `docs` extra if missing
+docs: $(STAMP)
+	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || $(PY) -m pip install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward
@@ -65,6 +71,12 @@ train-torchrl: $(STAMP)
 train-sac: $(STAMP)
 	$(PY) -c "import stable_baselines3, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
 	$(PY) -m perceptspec.examples.train_pendulum_sac
+
+# RecurrentPPO (sb3-contrib) with StatefulLSTM networks on CartPole-v1 without velocities until a mean return of 300,
+# then PPO with a feed-forward policy for as many steps, which stays below 150 (docs/training.md)
+train-recurrent: $(STAMP)
+	$(PY) -c "import sb3_contrib, tqdm, matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[sb3]'
+	$(PY) -m perceptspec.examples.train_recurrent_cartpole
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

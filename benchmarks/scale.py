@@ -15,23 +15,18 @@ import argparse
 import datetime
 import gc
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import torch
 
 import perceptspec as ps
+from benchmarks._results import write_section
 from perceptspec._fold._program import lower
 from perceptspec._fold._shapes import _trace
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
-#: the section goes before this heading when RESULTS.md has no markers yet
-BEFORE = "## Issue #13"
 STEPS = ("build", "infer_shapes", "to_yaml + from_yaml", "materialize", "first forward (batch 32)")
 TARGETS = {("chain", 10_000, "build"): 2.0, ("chain", 10_000, "materialize"): 15.0}
 UNITS = 4
@@ -107,16 +102,6 @@ def table(rows: list[tuple[str, int, list[float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(body: str) -> None:
-    text = RESULTS.read_text()
-    if BEGIN not in text or END not in text:
-        section = f"## Scale (issue #14)\n\n{BEGIN}\n{END}\n\n"
-        text = text.replace(BEFORE, section + BEFORE, 1) if BEFORE in text else f"{text.rstrip()}\n\n{section}"
-    note = "<!-- written by `python -m benchmarks.scale`; edit outside the markers -->"
-    block = f"{BEGIN}\n{note}\n\n{body}{END}"
-    RESULTS.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="up to 1,000 blocks; print, write nothing")
@@ -136,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     body = (f"Machine: {machine}. Run: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Each step once, "
             f"from cold caches; Dense blocks of {UNITS} units.\n\n{table(rows)}")
     if not args.quick:
-        write_results(body)
+        write_section("scale", "Scale (issue #14)", "benchmarks.scale", body)
     print(body)
 
 

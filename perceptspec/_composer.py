@@ -13,9 +13,11 @@ The config (a dict, or a YAML file loaded safely) follows the seed's layout:
       networks:
         - _target_: perceptspec.examples.cartpole.cartpole_critic
     distribution_overrides: {Box: gaussian}                                       # optional
+    distribution_mapper_config: [{action_space: gymnasium.spaces.Box, distribution: squashed_gaussian}]  # optional
     seed: 0                                                                       # optional
     check: always                     # optional: materialize's input checks, always | first | off
     check_finite: false               # optional: true raises NonFiniteError on NaN or inf (materialize's)
+    observations: {discrete: one_hot} # optional: how observations are converted (perceptspec._observations)
 
 A `_target_` is an import path of a module on the allow-list (see `perceptspec._trust`: perceptspec's examples
 and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by import only: either a spec function
@@ -24,6 +26,9 @@ and integrations, `ps.allow(...)`, `compose(..., allow=[...])`), resolved by imp
 actions (a shared embedding, seed Example 4) become critic inputs with the shapes the fold infers for them. A
 `state_action` critic (a Q function, as SAC, TD3 and DDPG train) also reads the actions, one key per action
 (`spaces.action_shapes`), and outputs its Q value under 'value'.
+Observations: a target gets the shapes after conversion (one-hot Discrete, channel-first float images, ...) under
+the observations' names; `perceptspec._observations` then adds the conversion blocks to its spec (or runs them before
+a plain module), so the composed modules read the raw observations (`Models.obs_shapes`).
 Unknown keys and values of the wrong type anywhere in the config are errors (`perceptspec._config`).
 This module imports torch and gymnasium only when `compose` runs.
 """
@@ -41,12 +46,15 @@ from perceptspec._config import load_config
 from perceptspec._errors import NotAllowedError, SpecError, did_you_mean
 from perceptspec._fold._serialize import descriptor_from_dict
 from perceptspec._fold._shapes import infer_shapes
+from perceptspec._fold._state import StateLayout, network_states, with_state_inputs, without_state_outputs
 from perceptspec._spec import BernoulliBias, Block, CategoricalBias, Graph, Initializer, LinearOutput
 from perceptspec._trust import allowing, resolve_allowed
 
 if TYPE_CHECKING:
     import gymnasium as gym
     from torch import nn
+
+    from perceptspec._observations import Preprocessing
 
 Shapes = dict[str, tuple[int, ...]]
 StepKey = int | str
@@ -59,13 +67,28 @@ SHARED_KINDS = ("shared_state", "shared_state_action")
 PREV_VALUE_KEY, PREV_VALUE_SHAPE = "prev_value", (1,)
 #: a state-action critic's output in Maze's layout (its network takes `output_shapes`)
 MAZE_Q_VALUE = "q_value"
+#: what the composer passes a policy network that takes it: each action's distribution name
+ACTION_DISTRIBUTIONS = "action_distributions"
 SHARED_CRITIC = "shared"
 
 
 @dataclasses.dataclass(frozen=True)
 class Models:
     """What `compose` returns. Single-step envs use `policy`, `critic`, `actor_critic`; structured envs with
-    several sub-steps use the dicts keyed by sub-step (a shared state critic sits under 'shared')."""
+    several sub-steps use the dicts keyed by sub-step (a shared state critic sits under 'shared').
+
+    Fields: `policies`, `critics`, `actor_critics` (modules by sub-step), `specs` (by network name: 'policy',
+    'critic', 'policy[0]'; None for a plain nn.Module network), `in_shapes` (what each network reads),
+    `obs_shapes`, `action_logits_shapes` (by sub-step), `critic_kind` ('state', 'shared_state', 'state_action',
+    'shared_state_action', 'delta_state' or 'none') and `states` (recurrent state layouts by network name).
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> sorted(models.specs), models.in_shapes["policy"]
+        (['critic', 'policy'], {'observation': (4,)})
+    """
 
     policies: dict[StepKey, nn.Module]
     critics: dict[StepKey, nn.Module]
@@ -76,6 +99,9 @@ class Models:
     obs_shapes: dict[StepKey, Shapes]
     action_logits_shapes: dict[StepKey, Shapes]
     critic_kind: str
+    #: the recurrent state of each network in `specs` that carries one (state keys, shapes, reset keys): inputs
+    #: that are neither observations nor actions (`ps.initial_state(models.actor_critic, batch)` starts them)
+    states: dict[str, StateLayout] = dataclasses.field(default_factory=dict)
 
     @property
     def policy(self) -> nn.Module:
@@ -108,25 +134,81 @@ def _single(modules: Mapping[StepKey, nn.Module], name: str) -> nn.Module:
 
 def compose(config: Mapping[str, Any] | str | Path | None, observation_space: gym.Space[Any] | Mapping[Any, Any],
             action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> Models:
-    """Build the policy (and critic) networks the config describes for the given spaces.
+    """Build the policy (and critic) networks the config describes for the given spaces (Maze's custom model
+    composer; the config's schema is in the module docstring above and on the site's "Composer config" page).
 
-    With `config=None`, the default networks (`perceptspec.templates.DEFAULT_CONFIG`): Stable-Baselines3's default
-    actor and critic for these spaces (an MLP on vectors, a CNN per image, concatenation for dicts).
+    Arguments:
+        config: a mapping, or the path of a YAML file, in the seed's layout (`policy.networks`,
+            `critic.networks`, `_target_` + keyword arguments), or a Maze model config as it is. None: the default
+            networks (`perceptspec.templates.DEFAULT_CONFIG`), Stable-Baselines3's default actor and critic for these
+            spaces (an MLP on vectors, a CNN per image, concatenation for dicts).
+        observation_space: a gymnasium space; for a structured env a plain dict {sub-step: space} (a gymnasium
+            Dict is one step).
+        action_space: likewise.
+        allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may
+            import and call during this call, besides perceptspec's own and what `ps.allow` allowed.
 
-    For a structured env pass a plain dict {sub-step: space} for both spaces (a gymnasium Dict is one step).
-    allow: modules (and their submodules) whose code the config's `_target_`s and TorchModel factories may import
-        and call during this call, besides perceptspec's own and what `ps.allow` allowed.
+    Returns:
+        `Models`: `.policy`, `.critic`, `.actor_critic`, `.specs`, ...
+
+    Raises:
+        SpecError: an unknown config key (with a did-you-mean), a wrong value, a spec whose outputs do not fit
+            the action space. NotAllowedError: a `_target_` outside the allow-list.
+
+    Examples:
+        >>> import gymnasium as gym, torch
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> out = models.actor_critic({"observation": torch.zeros(1, 4)})
+        >>> out["action"].shape, out["value"].shape
+        (torch.Size([1, 2]), torch.Size([1, 1]))
     """
     from perceptspec.templates import DEFAULT_CONFIG
 
     with allowing(allow, "compose(allow=...)"):
-        return _compose(load_config(DEFAULT_CONFIG if config is None else config), observation_space, action_space)
+        return assemble_models(*_networks(load_config(DEFAULT_CONFIG if config is None else config),
+                                          observation_space, action_space, materialize=True))
 
 
-def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
-             action_space: gym.Space[Any] | Mapping[Any, Any]) -> Models:
+@dataclasses.dataclass(frozen=True)
+class ComposedSpecs:
+    """What `compose_specs` returns: the networks `compose` would build, worked out and checked (config, specs,
+    shapes, heads) but not materialized. Fields as `Models`' (`specs` and `in_shapes` by network name):
+    `policies` / `critics` hold the module of a plain `nn.Module` network, None for a spec."""
+
+    policies: dict[StepKey, nn.Module | None]
+    critics: dict[StepKey, nn.Module | None]
+    specs: dict[str, Block | None]
+    in_shapes: dict[str, Shapes]
+    obs_shapes: dict[StepKey, Shapes]
+    action_logits_shapes: dict[StepKey, Shapes]
+    critic_kind: str
+    states: dict[str, StateLayout] = dataclasses.field(default_factory=dict)
+
+
+def compose_specs(config: Mapping[str, Any] | str | Path | None, observation_space: gym.Space[Any] | Mapping[Any, Any],
+                  action_space: gym.Space[Any] | Mapping[Any, Any], *, allow: Iterable[str] = ()) -> ComposedSpecs:
+    """`compose` without materializing: what the command line's summary, check and render read. Imports no torch
+    unless a network is a plain `nn.Module` (or a TorchModel without declared out_shapes needs it to fold)."""
+    from perceptspec.templates import DEFAULT_CONFIG
+
+    with allowing(allow, "compose(allow=...)"):
+        policies, critics, obs, logits, kind = _networks(load_config(DEFAULT_CONFIG if config is None else config),
+                                                         observation_space, action_space, materialize=False)
+    specs, in_shapes = _by_name(policies, critics)
+    return ComposedSpecs({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
+                         specs, in_shapes, obs, logits, kind, network_states(specs))
+
+
+def _networks(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping[Any, Any],
+              action_space: gym.Space[Any] | Mapping[Any, Any], materialize: bool
+              ) -> tuple[dict[StepKey, Network], dict[StepKey, Network], dict[StepKey, Shapes],
+                         dict[StepKey, Shapes], str]:
+    """The policy and critic networks by sub-step (materialized, or specs only), the shapes the modules read by
+    sub-step (raw observations), the logits shapes by sub-step, and the critic kind."""
     import gymnasium as gym
 
+    from perceptspec import _observations as observations
     from perceptspec import spaces
 
     obs_spaces = _steps(observation_space, gym.Space)
@@ -134,11 +216,16 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     if set(obs_spaces) != set(act_spaces):
         raise SpecError("compose", [f"observation sub-steps {list(obs_spaces)} differ from action sub-steps "
                                     f"{list(act_spaces)}"])
-    obs = {s: spaces.obs_shapes(space) for s, space in obs_spaces.items()}
+    prep = observations.preprocessing(obs_spaces.values(), observations.Options.from_config(cfg.get("observations")))
+    obs = {s: prep.shapes_of(space) for s, space in obs_spaces.items()}  # what the network functions are given
     overrides = _step_overrides(cfg.get("distribution_overrides") or {}, act_spaces)
+    if cfg.get("distribution_mapper_config"):  # Maze's: one choice per action, overrides by action name win
+        overrides = {s: {**spaces.from_maze_distribution_mapper(cfg["distribution_mapper_config"], act_spaces[s]),
+                         **{k: v for k, v in overrides[s].items() if k in spaces.action_names(act_spaces[s])}}
+                     for s in act_spaces}
     logits = {s: spaces.action_logits_shapes(act_spaces[s], overrides[s]) for s in obs}
     distributions = {s: spaces.distribution_names(act_spaces[s], overrides[s]) for s in obs}
-    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False))
+    build = _Build(cfg.get("seed"), cfg.get("check", "always"), cfg.get("check_finite", False), prep, materialize)
     policy_cfg = cfg["policy"]
     critic_cfg = cfg.get("critic") or {"kind": "none"}
     kind = critic_cfg.get("kind", "state")
@@ -148,7 +235,8 @@ def _compose(cfg: Mapping[str, Any], observation_space: gym.Space[Any] | Mapping
     plan = {} if kind == "none" else _critic_plan(kind, critic_cfg, obs, policies, act_spaces)
     critics = {step: _critic(critic_cfg, step, list(plan), inputs, outputs, build)
                for step, (inputs, outputs) in plan.items()}
-    return assemble_models(policies, critics, obs, logits, kind)
+    raw = {s: prep.raw_shapes_of(space) for s, space in obs_spaces.items()}  # what the modules read
+    return policies, critics, raw, logits, kind
 
 
 def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Shapes],
@@ -182,7 +270,7 @@ def _critic_plan(kind: str, section: Mapping[str, Any], obs: Mapping[StepKey, Sh
     for step, shapes in inputs.items():
         action_shapes = {name: spaces.action_shapes(space)["action"] for name, space in actions[step].items()}
         target, _ = _network(section, step, list(inputs), "critic")
-        if not _takes_output_shapes(target):
+        if not _takes(target, "output_shapes"):
             plan[step] = (_with_actions(shapes, action_shapes), None)
         elif all(isinstance(space, gym.spaces.Discrete) for space in actions[step].values()):
             plan[step] = (shapes, {f"{name}_q_values": shape for name, shape in action_shapes.items()})
@@ -201,9 +289,11 @@ def _merged_actions(actions: Mapping[StepKey, Mapping[str, Any]]) -> dict[str, A
     return merged
 
 
-def _takes_output_shapes(target: str) -> bool:
+def _takes(target: str, parameter: str) -> bool:
+    """Whether the network `target` names has a parameter the composer fills (`output_shapes`,
+    `action_distributions`)."""
     try:
-        return "output_shapes" in inspect.signature(resolve(target)).parameters
+        return parameter in inspect.signature(resolve(target)).parameters
     except (TypeError, ValueError):
         return False  # `_build` reports a target without a signature
 
@@ -212,43 +302,58 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
                     obs: dict[StepKey, Shapes], logits: dict[StepKey, Shapes], kind: str) -> Models:
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
+    specs, in_shapes = _by_name(policies, critics)
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":
-            actor_critics[step] = policies[step].module
+            actor_critics[step] = policies[step].built
         elif critic is not None and kind not in (*ACTION_VALUE_KINDS, DELTA_STATE):
-            actor_critics[step] = _actor_critic(policies[step], critic, obs[step])
-    specs = {**{network_name("policy", s, len(policies)): n.spec for s, n in policies.items()},
-             **{network_name("critic", s, len(critics)): n.spec for s, n in critics.items()}}
-    in_shapes = {**{network_name("policy", s, len(policies)): n.in_shapes for s, n in policies.items()},
-                 **{network_name("critic", s, len(critics)): n.in_shapes for s, n in critics.items()}}
-    return Models({s: n.module for s, n in policies.items()}, {s: n.module for s, n in critics.items()},
-                  actor_critics, specs, in_shapes, obs, logits, kind)
+            actor_critics[step] = _actor_critic(policies[step], critic,  # state inputs besides observations
+                                                {**obs[step], **policies[step].in_shapes, **critic.in_shapes})
+    return Models({s: n.built for s, n in policies.items()}, {s: n.built for s, n in critics.items()},
+                  actor_critics, specs, in_shapes, obs, logits, kind, network_states(specs))
+
+
+def _by_name(policies: Mapping[StepKey, Network], critics: Mapping[StepKey, Network]
+             ) -> tuple[dict[str, Block | None], dict[str, Shapes]]:
+    """The specs and input shapes of the networks by name ('policy', 'critic', 'policy[0]')."""
+    named = {**{network_name("policy", s, len(policies)): n for s, n in policies.items()},
+             **{network_name("critic", s, len(critics)): n for s, n in critics.items()}}
+    return {name: n.spec for name, n in named.items()}, {name: n.in_shapes for name, n in named.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """One composed network: its module, its spec (None for a plain module), the shapes of what it reads, and
-    for a policy the extra keys it outputs for the critic (a shared embedding) with their folded shapes."""
+    """One composed network: its module (None for a spec `compose_specs` did not materialize), its spec (None for
+    a plain module), the shapes of what it reads, and for a policy the extra keys it outputs for the critic (a
+    shared embedding) with their folded shapes."""
 
-    module: nn.Module
+    module: nn.Module | None
     spec: Block | None
     in_shapes: Shapes
     exports: Shapes
+
+    @property
+    def built(self) -> nn.Module:
+        assert self.module is not None, "compose materializes every network"
+        return self.module
 
 
 def _policy(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], obs: Shapes, logits: Shapes,
             distributions: Mapping[str, str], build: _Build) -> Network:
     target, kwargs = _network(section, step, steps, "policy")
     where = f"policy network {target}"
+    if _takes(target, ACTION_DISTRIBUTIONS):  # a network that builds its heads per distribution (the defaults)
+        kwargs = {**kwargs, ACTION_DISTRIBUTIONS: dict(distributions)}
     built = _build(target, (obs, logits), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(obs), {})
-    spec = _configure_policy(_as_graph(built), section, logits, distributions)
-    in_shapes = _used(spec, obs, where)
+        return _plain(built, obs, build, f"policy/{step}")
+    graph, readable = build.observations.attach(_as_graph(built), obs, where)
+    spec = _configure_policy(graph, section, logits, distributions)
+    in_shapes = _used(spec, with_state_inputs(spec, readable, where), where)
     shapes = infer_shapes(spec, in_shapes)
     _check_outputs(spec, shapes, logits, where)
-    exports = {k: shapes[k] for k in spec.out_keys if k not in logits}
+    exports = without_state_outputs(spec, {k: shapes[k] for k in spec.out_keys if k not in logits})
     return Network(_materialize(spec, in_shapes, build, f"policy/{step}"), spec, in_shapes, exports)
 
 
@@ -260,10 +365,11 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
         kwargs = {**kwargs, "output_shapes": outputs}
     built = _build(target, (inputs,), kwargs, where)
     if not isinstance(built, Block):
-        return Network(built, None, dict(inputs), {})
+        return _plain(built, inputs, build, f"critic/{step}")
     heads = set(outputs) if outputs is not None else {VALUE_KEY}
-    spec = _apply_init(_as_graph(built), section.get("init"), heads, "critic.init")
-    in_shapes = _used(spec, inputs, where)
+    graph, readable = build.observations.attach(_as_graph(built), inputs, where)
+    spec = _apply_init(graph, section.get("init"), heads, "critic.init")
+    in_shapes = _used(spec, with_state_inputs(spec, readable, where), where)
     shapes = infer_shapes(spec, in_shapes)
     if outputs is None:
         value_shape = shapes.get(VALUE_KEY)  # (1,) as Maze's LinearOutput(1) gives, or () once squeezed
@@ -272,7 +378,22 @@ def _critic(section: Mapping[str, Any], step: StepKey, steps: list[StepKey], inp
     return Network(_materialize(spec, in_shapes, build, f"critic/{step}"), spec, in_shapes, {})
 
 
-def _step_overrides(overrides: Mapping[str, str], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, str]]:
+def _plain(module: nn.Module, shapes: Shapes, build: _Build, scope: str) -> Network:
+    """A plain nn.Module network; behind the observation conversion when it reads converted observations."""
+    conversion = build.observations.conversion_graph(shapes)
+    if conversion is None:
+        return Network(module, None, dict(shapes), {})
+    if not build.materialize:
+        return Network(module, None, {**shapes, **conversion[2]}, {})
+    from perceptspec._torch._converted import ConvertedInputs
+
+    graph, names, raw = conversion
+    converting = _materialize(graph, raw, build, f"{scope}/observations")
+    assert converting is not None  # materialized: compose_specs returned above
+    return Network(ConvertedInputs(converting, names, module), None, {**shapes, **raw}, {})
+
+
+def _step_overrides(overrides: Mapping[str, Any], act_spaces: Mapping[StepKey, Any]) -> dict[StepKey, dict[str, Any]]:
     """The distribution overrides each sub-step's actions see: an override naming an action of another sub-step
     is left out (the spaces module refuses keys that name neither an action nor a space type)."""
     from perceptspec import spaces
@@ -324,8 +445,6 @@ def resolve(target: str) -> Any:
 
 def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], where: str) -> Any:
     """Call a spec function or construct a plain nn.Module class with the shapes and the config's arguments."""
-    from torch import nn
-
     fn = resolve(target)
     if not callable(fn):
         raise SpecError(where, [f"_target_ is not callable: {fn!r}"])
@@ -336,7 +455,11 @@ def _build(target: str, shapes: tuple[Shapes, ...], kwargs: dict[str, Any], wher
                                 f"function or nn.Module class of yours"]) from None
     _check_arguments(signature, shapes, kwargs, where)
     built = fn(*shapes, **kwargs)
-    if not isinstance(built, (Block, nn.Module)):
+    if isinstance(built, Block):
+        return built
+    from torch import nn  # a plain module's class imported torch already
+
+    if not isinstance(built, nn.Module):
         raise SpecError(where, [f"expected a spec or an nn.Module, got {type(built).__name__}"])
     return built
 
@@ -452,14 +575,18 @@ def network_name(role: str, step: StepKey, steps: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Build:
-    """How the config asks every network to be materialized."""
+    """How the config asks every network to be materialized (and whether to, now: not for `compose_specs`)."""
 
     seed: int | None
     check: str
     check_finite: bool
+    observations: Preprocessing  # the conversion blocks each network gets for what it reads
+    materialize: bool
 
 
-def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module:
+def _materialize(spec: Block, shapes: Shapes, build: _Build, scope: str) -> nn.Module | None:
+    if not build.materialize:
+        return None
     from perceptspec._torch import materialize
 
     return materialize(spec, shapes, seed=_scoped_seed(build.seed, scope), check=build.check,
@@ -479,7 +606,7 @@ def _actor_critic(policy: Network, critic: Network, obs: Shapes) -> nn.Module:
     """One module for both (see `perceptspec._torch._actor_critic`)."""
     from perceptspec._torch._actor_critic import actor_critic
 
-    return actor_critic(policy.module, policy.spec, critic.module, critic.spec, obs)
+    return actor_critic(policy.built, policy.spec, critic.built, critic.spec, obs)
 
 
 # --- functional edits of specs: new specs from old ones, never a mutation (updates go through the constructors) --

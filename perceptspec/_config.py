@@ -60,9 +60,25 @@ def _network_list(value: object) -> str | None:
 POLICY_KEYS: dict[str, Check] = {"networks": _network_list, "init": _mapping_or_none,
                                  "action_head_bias": _mapping_or_none}
 CRITIC_KEYS: dict[str, Check] = {"kind": _one_of(CRITIC_KINDS), "networks": _network_list, "init": _mapping_or_none}
+def _list_or_none(value: object) -> str | None:
+    return None if value is None or isinstance(value, list) else f"expected a list, got {value!r}"
+
+
 TOP_KEYS: dict[str, Check] = {"policy": _mapping_or_none, "critic": _mapping_or_none,
-                              "distribution_overrides": _mapping_or_none, "seed": _int_or_none,
-                              "check": _one_of(CHECK_MODES), "check_finite": _bool}
+                              "distribution_overrides": _mapping_or_none,
+                              "distribution_mapper_config": _list_or_none, "seed": _int_or_none,
+                              "check": _one_of(CHECK_MODES), "check_finite": _bool,
+                              "observations": _mapping_or_none}
+
+
+def _positive_int(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return None if ok else f"expected a positive int, got {value!r}"
+
+
+#: how observations are converted (perceptspec._observations)
+OBSERVATION_KEYS: dict[str, Check] = {"discrete": _one_of(("one_hot", "embedding")), "embedding_dim": _positive_int,
+                                      "normalize_images": _bool}
 INIT_KEYS = ("body", "heads")
 
 
@@ -93,6 +109,8 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     if isinstance(critic, Mapping):
         required = ("networks",) if critic.get("kind", "state") != "none" else ()
         problems += _section_problems(critic, CRITIC_KEYS, "critic", required=required)
+    if isinstance(cfg.get("observations"), Mapping):
+        problems += _section_problems(cfg["observations"], OBSERVATION_KEYS, "observations")
     for name, section in (("policy", policy), ("critic", critic)):
         init = section.get("init") if isinstance(section, Mapping) else None
         if isinstance(init, Mapping):

@@ -12,11 +12,27 @@ from typing import NoReturn
 
 
 class PerceptSpecError(Exception):
-    """Base of every error perceptspec raises on bad input."""
+    """Base of every error perceptspec raises on bad input: catch it to catch them all.
+
+    Examples:
+        >>> issubclass(ps.ShapeError, ps.PerceptSpecError)
+        True
+    """
 
 
 class SpecError(PerceptSpecError, ValueError):
-    """A spec is invalid: a bad field value or type, or a graph that cannot be wired."""
+    """A spec is invalid: a bad field value or type, or a graph that cannot be wired; raised on construction.
+
+    Fields: `where` (the descriptor, e.g. "Dense(out_keys='h')"), `problems` (one message per problem: every
+    problem is collected and raised at once). Also a `ValueError`.
+
+    Examples:
+        >>> try:
+        ...     ps.Dense(in_keys="obs", out_keys="h", hidden_units=[0])
+        ... except ps.SpecError as e:
+        ...     print(e.where, "|", e.problems[0])
+        Dense(out_keys='h') | field 'hidden_units': expected one or more positive ints, got [0]
+    """
 
     def __init__(self, where: str, problems: Sequence[str]) -> None:
         self.where = where
@@ -28,7 +44,18 @@ class SpecError(PerceptSpecError, ValueError):
 
 
 class NotAllowedError(SpecError):
-    """A spec, config or command line names code outside the allow-list (see `ps.allow`); nothing was imported."""
+    """A spec, config or command line names code outside the allow-list (see `ps.allow`); nothing was imported.
+
+    Fields: those of `SpecError`, and `path` (the import path refused).
+
+    Examples:
+        >>> block = ps.TorchModel(in_keys="x", out_keys="y", module_factory="mypkg.nets:Encoder")
+        >>> try:
+        ...     ps.infer_shapes(block, {"x": (4,)})  # no out_shapes: the factory would be imported
+        ... except ps.NotAllowedError as e:
+        ...     print(e.path)
+        mypkg.nets:Encoder
+    """
 
     def __init__(self, where: str, problems: Sequence[str], *, path: str) -> None:
         self.path = path
@@ -36,7 +63,18 @@ class NotAllowedError(SpecError):
 
 
 class ShapeError(PerceptSpecError, ValueError):
-    """Shapes do not fit: a block received an input shape it cannot take, or `in_shapes` is wrong."""
+    """Shapes do not fit: a block received an input shape it cannot take, or `in_shapes` is wrong.
+
+    Fields: `block` (its path in the graph), `block_type`, `key` (the input that does not fit), `detail`.
+    Also a `ValueError`.
+
+    Examples:
+        >>> try:
+        ...     ps.infer_shapes(ps.Slice(in_keys="x", out_keys="y", slice_dim=-2, slice_idx=0), {"x": (4,)})
+        ... except ps.ShapeError as e:
+        ...     print(e.block, e.key)
+        y x
+    """
 
     def __init__(self, message: str, *, block: str | None = None, block_type: str | None = None,
                  key: str | None = None) -> None:
@@ -53,7 +91,19 @@ class ShapeError(PerceptSpecError, ValueError):
 
 
 class SignatureError(PerceptSpecError, TypeError):
-    """A materialized module was called with inputs that do not match its spec."""
+    """A materialized module was called with inputs that do not match its spec (checked per `check`).
+
+    Fields: `key` (the input, None for the dict as a whole), `expected`, `got`. Also a `TypeError`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)})
+        >>> try:
+        ...     module({"obs": torch.zeros(2, 5)})
+        ... except ps.SignatureError as e:
+        ...     print(e.key)
+        obs
+    """
 
     def __init__(self, key: str | None, expected: str, got: str) -> None:
         self.key = key
@@ -65,7 +115,20 @@ class SignatureError(PerceptSpecError, TypeError):
 
 class NonFiniteError(PerceptSpecError, FloatingPointError):
     """NaN or inf where `materialize(..., check_finite=True)` wants finite values: in an input (`block` None), in
-    what a block computed from finite inputs (`block` is its path), or in an output no block could be blamed for."""
+    what a block computed from finite inputs (`block` is its path), or in an output no block could be blamed for.
+
+    Fields: `key`, `block`, `block_type`, `detail`. Also a `FloatingPointError`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)},
+        ...                         check_finite=True)
+        >>> try:
+        ...     module({"obs": torch.full((1, 4), float("nan"))})
+        ... except ps.NonFiniteError as e:
+        ...     print(e.key, e.block)
+        obs None
+    """
 
     def __init__(self, detail: str, *, key: str, block: str | None = None, block_type: str | None = None,
                  output: bool = False) -> None:

@@ -12,7 +12,8 @@ What the translation maps (everything else in a Maze model config is an error na
 - network `_target_`s naming Maze's built-in nets (`maze.perception.models.built_in...`) -> perceptspec.templates;
   any other `_target_` is the user's own network (a perceptspec spec function or nn.Module class, allow-listed);
 - `model_builder` (Maze's ConcatModelBuilder) -> perceptspec.templates' template networks;
-- `distribution_mapper_config` -> distribution overrides (Maze's distribution classes by name).
+- `distribution_mapper_config` is kept: the composer resolves it per sub-step (`spaces.from_maze_distribution_mapper`,
+  Maze's distribution classes by name).
 """
 
 from __future__ import annotations
@@ -74,18 +75,6 @@ BUILT_IN_NETWORKS = {
     f"{_BUILT_IN}flatten_concat_masked.FlattenConcatMaskedPolicyNet": "flatten_concat_masked_policy",
 }
 TEMPLATES = "perceptspec.templates."
-#: Maze's probability distributions -> perceptspec distribution names
-MAZE_DISTRIBUTIONS = {
-    "CategoricalProbabilityDistribution": "categorical", "BernoulliProbabilityDistribution": "bernoulli",
-    "DiagonalGaussianProbabilityDistribution": "gaussian", "MultiCategoricalProbabilityDistribution":
-        "multi_categorical", "SquashedGaussianProbabilityDistribution": "squashed_gaussian",
-    "BetaProbabilityDistribution": "beta",
-}
-MAZE_DISTRIBUTIONS_PACKAGE = "maze.distributions."
-#: the space type names a distribution mapper entry may name, as Maze writes them
-SPACE_PACKAGES = ("gymnasium.spaces.", "gym.spaces.")
-
-
 def is_maze_config(cfg: Mapping[str, Any]) -> bool:
     """Whether `cfg` is a Maze model config (its `_target_` names a Maze model composer)."""
     target = cfg.get("_target_")
@@ -137,9 +126,8 @@ def translate(cfg: Mapping[str, Any]) -> dict[str, Any]:
     critic = _critic(cfg.get("critic"), builder)
     if critic is not None:
         native["critic"] = critic
-    overrides = distribution_overrides(cfg.get("distribution_mapper_config") or [])
-    if overrides:
-        native["distribution_overrides"] = overrides
+    if cfg.get("distribution_mapper_config"):  # resolved per sub-step by `spaces.from_maze_distribution_mapper`
+        native["distribution_mapper_config"] = cfg["distribution_mapper_config"]
     return native
 
 
@@ -260,46 +248,6 @@ def _template_networks(function: str, builder: Mapping[str, Any], shared: bool) 
     if isinstance(keys, Mapping):
         return {step: {**base, "shared_embedding_keys": list(step_keys or [])} for step, step_keys in keys.items()}
     return [{**base, "shared_embedding_keys": list(keys)}] if keys else [base]
-
-
-def distribution_overrides(entries: object) -> dict[str, str]:
-    """perceptspec's distribution overrides for Maze's `distribution_mapper_config` (a list of
-    `{action_space: gymnasium.spaces.Box, distribution: maze.distributions...}` or `{action_head: name, ...}`)."""
-    where = "config 'distribution_mapper_config'"
-    if not isinstance(entries, list):
-        refuse(where, [f"expected a list of mappings, got {entries!r}"])
-    overrides: dict[str, str] = {}
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or set(entry) not in ({"action_space", "distribution"},
-                                                                {"action_head", "distribution"}):
-            refuse(f"{where}[{i}]", [f"expected {{action_space: ..., distribution: ...}} or "
-                                              f"{{action_head: ..., distribution: ...}}, got {entry!r}"])
-        key = entry["action_head"] if "action_head" in entry else _space_type(entry["action_space"], f"{where}[{i}]")
-        overrides[str(key)] = _distribution(entry["distribution"], f"{where}[{i}]")
-    return overrides
-
-
-def _space_type(path: object, where: str) -> str:
-    if isinstance(path, str):
-        for package in SPACE_PACKAGES:
-            if path.startswith(package) and "." not in path[len(package):]:
-                return path[len(package):]
-    refuse(where, [f"action_space {path!r}: expected a gymnasium space class path such as "
-                            f"'gymnasium.spaces.Box'"])
-
-
-def _distribution(path: object, where: str) -> str:
-    from perceptspec.spaces import DISTRIBUTIONS
-
-    if not isinstance(path, str):
-        refuse(where, [f"distribution: expected a class path or a distribution name, got {path!r}"])
-    if path in DISTRIBUTIONS:
-        return path
-    name = path.rpartition(".")[2]
-    if path.startswith(MAZE_DISTRIBUTIONS_PACKAGE) and name in MAZE_DISTRIBUTIONS:
-        return MAZE_DISTRIBUTIONS[name]
-    refuse(where, [f"distribution {path!r} is neither a perceptspec distribution ({sorted(DISTRIBUTIONS)}) "
-                            f"nor one of Maze's{did_you_mean(name, list(MAZE_DISTRIBUTIONS))}"])
 
 
 def _unknown_keys(section: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:

@@ -27,7 +27,7 @@ from perceptspec._spec import Block
 if TYPE_CHECKING:
     from torch import nn
 
-    from perceptspec._composer import Models
+    from perceptspec._composer import ComposedSpecs, Models
 
 VALUE_KEY = "value"
 
@@ -44,16 +44,24 @@ class Network:
     description: str  # what an opaque module is
 
 
-def render_models(models: Models, directory: str | Path, format: str | Sequence[str] = "svg") -> list[Path]:
-    """Draw composed models into `directory`: `policy.svg`, `critic.svg` and `actor_critic.svg` (both networks in
-    one picture, shared keys drawn once). With sub-steps the names carry the step (`policy_0.svg`, ...).
+def render_models(models: Models | ComposedSpecs, directory: str | Path, format: str | Sequence[str] = "svg") -> list[Path]:
+    """Draw composed models into `directory`: `policy.svg`, `critic.svg` and `actor_critic.svg` (both
+    networks in one picture, shared keys drawn once). With sub-steps the names carry the step (`policy_0.svg`).
 
     Arguments:
-        models: what `compose` returned.
+        models: what `compose` returned (or the command line's `compose_specs`: the same drawings, no torch).
         directory: where to write (created if missing).
         format: 'svg', 'png', 'pdf' or 'dot', or several of them (each drawing is written in each).
 
-    Returns the files written. Without graphviz's `dot` program, writes .dot files and says how to install it.
+    Returns:
+        The files written. Without graphviz's `dot` program, .dot files, with a note on installing graphviz.
+
+    Examples:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> models = ps.compose("perceptspec/examples/cartpole.yaml", env.observation_space, env.action_space)
+        >>> [p.name for p in ps.render_models(models, "drawings", format="dot")]
+        ['policy.dot', 'critic.dot', 'actor_critic.dot']
     """
     formats = [format] if isinstance(format, str) else list(format)
     for f in formats:
@@ -66,7 +74,7 @@ def render_models(models: Models, directory: str | Path, format: str | Sequence[
     return write(drawings)
 
 
-def models_to_dot(models: Models) -> dict[str, graphviz.Digraph]:
+def models_to_dot(models: Models | ComposedSpecs) -> dict[str, graphviz.Digraph]:
     """The drawings of `render_models` by file stem ('policy', 'critic', 'actor_critic'), as graphviz Digraphs."""
     drawings: dict[str, graphviz.Digraph] = {}
     for policy, critic in _pairs(models):
@@ -81,7 +89,7 @@ def models_to_dot(models: Models) -> dict[str, graphviz.Digraph]:
     return drawings
 
 
-def _pairs(models: Models) -> list[tuple[Network, Network | None]]:
+def _pairs(models: Models | ComposedSpecs) -> list[tuple[Network, Network | None]]:
     """(policy, critic) per sub-step; a shared critic pairs with every step's policy."""
     steps = list(models.policies)
     pairs = []
@@ -97,13 +105,15 @@ def _pairs(models: Models) -> list[tuple[Network, Network | None]]:
     return pairs
 
 
-def _network(models: Models, name: str, module: nn.Module, heads: Mapping[str, Shape]) -> Network:
+def _network(models: Models | ComposedSpecs, name: str, module: nn.Module | None,
+             heads: Mapping[str, Shape]) -> Network:
     spec = models.specs.get(name)
     in_shapes = dict(models.in_shapes[name])
     if isinstance(spec, Block):
         t = trace(spec, in_shapes)
         out_shapes = {k: t.shapes[k] for k in t.program.outputs}
         return Network(name, in_shapes, out_shapes, sum(block_parameters(t).values()), t, "")
+    assert module is not None, "a network without a spec is a plain module"
     n_params = sum(p.numel() for p in module.parameters())
     return Network(name, in_shapes, dict(heads), n_params, None, f"{type(module).__name__} (plain torch module)")
 

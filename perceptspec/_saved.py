@@ -20,6 +20,7 @@ from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 from perceptspec._composer import Models, Network, StepKey, assemble_models, network_name
 from perceptspec._errors import SpecError
 from perceptspec._fold._serialize import from_yaml, to_yaml
+from perceptspec._spec import Block
 from perceptspec._trust import allowing
 
 if TYPE_CHECKING:
@@ -32,9 +33,23 @@ _MODULE, _MODELS = "module", "models"
 
 
 def save(module_or_models: SpecModule | Models, path: str | Path) -> Path:
-    """Write a materialized module (`ps.materialize`) or a composer's `Models` (policy and critic networks built
-    from specs) to one safetensors file at `path`; returns the path. Every tensor keeps its dtype; `load` puts them
-    on one device of your choice."""
+    """Write a materialized module (`ps.materialize`) or a composer's `Models` to one safetensors file.
+
+    The weights keep their dtypes; the safetensors metadata holds the spec YAML, the input shapes, the seed
+    and the settings, so `load` rebuilds the module without pickle.
+
+    Arguments:
+        module_or_models: a `SpecModule`, or `Models` whose networks are all specs.
+        path: the file to write.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
+        >>> ps.save(module, "dense.safetensors").name
+        'dense.safetensors'
+    """
     from safetensors.torch import save_file
 
     from perceptspec._torch import SpecModule
@@ -55,9 +70,19 @@ def save(module_or_models: SpecModule | Models, path: str | Path) -> Path:
 
 def load(path: str | Path, *, device: str | torch.device = "cpu",
          allow: Iterable[str] = ()) -> SpecModule | Models:
-    """The module (or `Models`) saved at `path` by `save`, its tensors on `device`, each in the dtype it was saved
-    in. `allow`: modules a `TorchModel` factory in the saved spec may be imported from, for this call (see
-    `ps.allow`); nothing else is imported."""
+    """The module (or `Models`) saved at `path` by `save`, each tensor in the dtype it was saved in.
+
+    Arguments:
+        path: a file written by `save`.
+        device: where the tensors go.
+        allow: modules a `TorchModel` factory in the saved spec may be imported from, for this call only (see
+            `ps.allow`); nothing else is imported.
+
+    Examples:
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, seed=0)
+        >>> ps.load(ps.save(module, "dense.safetensors")).spec == module.spec
+        True
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -77,6 +102,31 @@ def load(path: str | Path, *, device: str | torch.device = "cpu",
         if header["kind"] == _MODULE:
             return _rebuild_module(header, _prefixed(tensors, "module"), f"load {path}")
         return _rebuild_models(header, tensors, path)
+
+
+def saved_specs(path: str | Path) -> dict[str, Block]:
+    """The specs in a file written by `save`, by network name ('module' for one module), read from the file's
+    metadata alone: no tensor is read and torch is not imported (the safetensors header is JSON after its length)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if length > MAX_HEADER:
+                raise ValueError(f"a header of {length:,} bytes, more than {MAX_HEADER:,}")
+            meta = json.loads(file.read(length)).get("__metadata__") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise SpecError(f"load {path}", [f"cannot read it as a safetensors file: {e}"]) from None
+    if meta.get("format") != FORMAT:
+        raise SpecError(f"load {path}", [f"expected a file written by ps.save (format {FORMAT!r}), got format "
+                                         f"{meta.get('format')!r}"])
+    header = _header(meta, path)
+    if header["kind"] == _MODULE:
+        return {"module": from_yaml(header["spec"])}
+    return {network["name"]: from_yaml(network["spec"]) for network in header["networks"]}
+
+
+#: the largest safetensors header `saved_specs` reads (safetensors itself refuses more than 100 MB)
+MAX_HEADER = 100_000_000
 
 
 # --- one module ----------------------------------------------------------------------------------------------------

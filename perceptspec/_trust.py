@@ -69,11 +69,19 @@ class Allowance:
 
 
 def allow(*modules: str) -> Allowance:
-    """Let specs and configs import and call code defined in `modules` (and their submodules), e.g.
-    `ps.allow("mypkg.nets")` before loading a spec whose TorchModel names 'mypkg.nets.vision:Encoder'.
+    """Let specs and configs import and call code defined in `modules` (and their submodules).
 
-    Allowed for the whole process; `with ps.allow("mypkg.nets"): ...` allows only inside the block. Allow modules
-    you would import yourself: importing one runs its code (and its packages' `__init__`).
+    Allowed for the whole process; used as a context manager (`with ps.allow("mypkg.nets"): ...`) only inside
+    the block. Allow modules you would import yourself: importing one runs its code (and its packages'
+    `__init__`). See docs/security.md.
+
+    Arguments:
+        modules: dotted module names, e.g. 'mypkg.nets' for a TorchModel naming 'mypkg.nets.vision:Encoder'.
+
+    Examples:
+        >>> with ps.allow("mypkg.nets"):
+        ...     "mypkg.nets" in ps.allowed_modules()
+        True
     """
     names = tuple(_checked_names(modules, "allow"))
     with _lock:
@@ -94,7 +102,12 @@ def allowing(modules: Iterable[str], where: str) -> Iterator[None]:
 
 
 def allowed_modules() -> tuple[str, ...]:
-    """Every module allowed here and now: the built-ins, `allow(...)`'s and the current call's, sorted."""
+    """Every module allowed here and now: the built-ins, `allow(...)`'s and the current call's, sorted.
+
+    Examples:
+        >>> "perceptspec.examples" in ps.allowed_modules()
+        True
+    """
     with _lock:
         added = tuple(_allowed)
     return tuple(sorted({*BUILTIN_ALLOWED, *added, *_scoped.get()}))

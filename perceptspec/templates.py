@@ -34,7 +34,7 @@ from typing import Any
 from perceptspec._errors import did_you_mean, refuse
 from perceptspec._maze import maze_block_type
 from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, Initializer,
-                               LinearOutput, NormC, Orthogonal)
+                               LinearOutput, NormC, Orthogonal, StateIndependentLogStd)
 
 __all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy", "template_state_value", "template_state_action_value",
            "flatten_concat_policy", "flatten_concat_state_value", "flatten_concat_state_action_value",
@@ -185,15 +185,27 @@ def _net_arch(obs_shapes: Shapes, net_arch: Sequence[int] | None) -> Sequence[in
 
 
 def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: Sequence[int] | None = None,
-                   non_lin: str = DEFAULT_NON_LIN) -> Graph:
+                   non_lin: str = DEFAULT_NON_LIN, action_distributions: Mapping[str, str] | None = None,
+                   log_std_init: float = 0.0) -> Graph:
     """What `ps.compose(None, ...)` builds as the policy: SB3's default actor (a CNN per image, the rest flattened,
-    concatenated, an MLP, one head per action). With images the policy also outputs the concatenated features
-    ('concat'), which the default critic reads: SB3's PPO shares its features extractor the same way."""
+    concatenated, an MLP, one head per action; a Gaussian action's log stds a parameter, `StateIndependentLogStd`,
+    started at `log_std_init`, as SB3's). With images the policy also outputs the concatenated features ('concat'),
+    which the default critic reads: SB3's PPO shares its features extractor the same way. The composer passes
+    `action_distributions`."""
     config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
     net = concat_perception(obs_shapes, config, mapping)
     features = CONCAT if CONCAT in net.blocks else LATENT  # without an MLP the concatenation is 'latent'
     shared = [features] if any(_is_image(shape) for shape in obs_shapes.values()) else []
-    return _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+    policy = _policy(net, action_logits_shapes, shared, DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT)
+    gaussian = [a for a, name in (action_distributions or {}).items() if name == "gaussian"]
+    if not gaussian:
+        return policy
+    blocks = dict(policy.blocks)
+    for action in gaussian:
+        blocks[f"{action}_mean"] = LinearOutput(in_keys=LATENT, out_keys=f"{action}_mean", init=DEFAULT_POLICY_HEAD_INIT,
+                                                output_units=_units(action_logits_shapes[action], action) // 2)
+        blocks[action] = StateIndependentLogStd(in_keys=f"{action}_mean", out_keys=action, log_std_init=log_std_init)
+    return Graph(blocks, out_keys=policy.out_keys, init=DEFAULT_BODY_INIT)
 
 
 def default_critic(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,

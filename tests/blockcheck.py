@@ -20,17 +20,23 @@ BATCHES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3))
 
 
 def random_inputs(module: SpecModule, batch: tuple[int, ...], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random inputs for `module` with leading dims `batch`; mask inputs are bool with at least one True per row."""
+    """Random inputs for `module` with leading dims `batch`; mask inputs are bool with at least one True per row,
+    index inputs int64 within their bounds, number inputs uint8."""
     generator = torch.Generator().manual_seed(seed)
     roles = input_roles(lower(module.spec))
     inputs = {}
     for key, shape in module.in_shapes.items():
         if roles[key] == "mask":
-            mask = torch.rand(*batch, *shape, generator=generator) > 0.5
+            mask = torch.rand((*batch, *shape), generator=generator) > 0.5
             mask[..., 0] = True
             inputs[key] = mask
+        elif roles[key] == "index":
+            bound = min(min([b] if isinstance(b, int) else b) for b in dict(module.index_limits)[key])
+            inputs[key] = torch.randint(0, bound, (*batch, *shape), generator=generator)
+        elif roles[key] == "number":
+            inputs[key] = torch.randint(0, 256, (*batch, *shape), generator=generator, dtype=torch.uint8)
         else:
-            inputs[key] = torch.randn(*batch, *shape, generator=generator)
+            inputs[key] = torch.randn((*batch, *shape), generator=generator)
     return inputs
 
 

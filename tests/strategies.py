@@ -33,7 +33,9 @@ from perceptspec._spec._descriptor import _kinds
 Shape = tuple[int, ...]
 T = TypeVar("T")
 
-FEATURES, MASK = "features", "mask"
+FEATURES, MASK, INDEX, NUMBER = "features", "mask", "index", "number"
+#: random index inputs are drawn below this bound: every OneHot / Embedding recipe counts at least this many classes
+INDEX_BOUND = 2
 
 #: every registered block kind (Graph included): the strategies must reach each of them
 BLOCK_KINDS: frozenset[type[ps.Block]] = frozenset(
@@ -245,6 +247,8 @@ def keys_in(block: ps.Block) -> set[str]:
     if isinstance(block, ps.Graph):
         for _, inner in block.blocks_in_order:
             keys |= keys_in(inner)
+    if isinstance(block, ps.Ensemble):
+        keys |= keys_in(block.spec)
     return keys
 
 
@@ -258,6 +262,10 @@ def rename_in_scope(graph: ps.Graph, old: str, new: str) -> ps.Graph:
         if isinstance(block, ps.Graph):
             if old in block.in_keys or old in block.out_keys:
                 block = rename_in_scope(block, old, new)
+        elif isinstance(block, ps.Ensemble):  # (its member is always a Graph here, see `_ensemble`)
+            if old in block.in_keys or old in block.out_keys:
+                assert isinstance(block.spec, ps.Graph)
+                block = ps.Ensemble(rename_in_scope(block.spec, old, new), block.size, init=block.init)
         else:
             changes: dict[str, Any] = {"in_keys": swap(block.in_keys), "out_keys": swap(block.out_keys)}
             if isinstance(block, ps.TorchModel) and "out_names" in block.kwargs:  # TinyModel's dict keys
@@ -316,7 +324,7 @@ def _dense(b: Builder, scope: Scope) -> None:
     d = b.draw
     x = b.pick(scope, rank_at_least(1), shapes(1, 3))
     b.add(scope, ps.Dense(in_keys=x, out_keys=b.fresh(), hidden_units=d(units()), non_lin=d(st.sampled_from(NON_LINS)),
-                          init=d(inits())))
+                          layer_norm=d(st.booleans()), init=d(inits())))
 
 
 def _linear_output(b: Builder, scope: Scope) -> None:
@@ -324,6 +332,12 @@ def _linear_output(b: Builder, scope: Scope) -> None:
     x = b.pick(scope, rank_at_least(1), shapes(1, 3))
     n = d(st.integers(1, 4))
     b.add(scope, ps.LinearOutput(in_keys=x, out_keys=b.fresh(), output_units=n, bias=d(biases(n)), init=d(inits())))
+
+
+def _state_independent_log_std(b: Builder, scope: Scope) -> None:
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    b.add(scope, ps.StateIndependentLogStd(in_keys=x, out_keys=b.fresh(),
+                                           log_std_init=b.draw(st.floats(-3.0, 1.0, width=32))))
 
 
 def _concat(b: Builder, scope: Scope) -> None:
@@ -563,6 +577,19 @@ def _recurrent(kind: type[ps.LSTM] | type[ps.LSTMLastStep] | type[ps.GRU] | type
     return recipe
 
 
+def _stateful(kind: type[ps.StatefulLSTM] | type[ps.StatefulGRU]) -> Recipe:
+    def recipe(b: Builder, scope: Scope) -> None:
+        d = b.draw
+        x = b.pick(scope, lambda s: len(s) == 1, shapes(1, 1))
+        hidden, layers = d(st.integers(1, 3)), d(st.integers(1, 2))
+        keys = [x, *(b.new_input(scope, (layers, hidden)) for _ in kind.state_names)]
+        if d(st.booleans()):
+            keys.append(b.new_input(scope, (1,), MASK))
+        b.add(scope, kind(in_keys=keys, out_keys=[b.fresh() for _ in range(1 + len(kind.state_names))],
+                          hidden_size=hidden, num_layers=layers, init=d(inits())))
+    return recipe
+
+
 def sequence_parts(shape: Shape) -> tuple[Shape, int, int]:
     """(leading dims, length, features): a rank-1 (F,) is a sequence of one step."""
     return ((), 1, shape[0]) if len(shape) == 1 else (shape[:-2], shape[-2], shape[-1])
@@ -696,11 +723,77 @@ def _torch_model(b: Builder, scope: Scope) -> None:
 
 _lstm, _lstm_last_step = _recurrent(ps.LSTM), _recurrent(ps.LSTMLastStep)
 _gru, _gru_last_step = _recurrent(ps.GRU), _recurrent(ps.GRULastStep)
+_stateful_lstm, _stateful_gru = _stateful(ps.StatefulLSTM), _stateful(ps.StatefulGRU)
+
+
+def _layer_norm(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    b.add(scope, ps.LayerNorm(in_keys=x, out_keys=b.fresh(), num_normalized_dims=d(st.integers(1, len(scope.shapes[x]))),
+                              eps=d(st.sampled_from((1e-5, 1e-3))), elementwise_affine=d(st.booleans()),
+                              bias=d(st.booleans())))
+
+
+def _permute(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, rank_at_least(1), shapes(1, 3))
+    rank = len(scope.shapes[x])
+    order = d(st.permutations(range(rank)))
+    b.add(scope, ps.Permute(in_keys=x, out_keys=b.fresh(), dims=[maze_dim(d, rank, k) for k in order]))
+
+
+def _reshape(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x = b.pick(scope, lambda s: True, shapes(0, 3))
+    size = math.prod(scope.shapes[x])
+    target: list[int] = []
+    while size > 1 or not target:  # a random factorisation of the size, in random pieces
+        factor = d(st.sampled_from(divisors(size)))
+        target.append(factor)
+        size //= factor
+    if d(st.booleans()):
+        target[d(st.integers(0, len(target) - 1))] = -1
+    b.add(scope, ps.Reshape(in_keys=x, out_keys=b.fresh(), shape=target))
+
+
+def _index_input(b: Builder, scope: Scope, per_entry: bool) -> tuple[str, int | list[int]]:
+    """A new index input and its class counts: one for all (any rank, rank 0 included) or one per last-dim entry."""
+    d = b.draw
+    lead = d(shapes(0, 2, 1, 3))
+    counts = d(st.lists(st.integers(INDEX_BOUND, 4), min_size=1, max_size=3)) if per_entry else None
+    shape = lead + (len(counts),) if counts is not None else lead
+    return b.new_input(scope, shape, INDEX), counts if counts is not None else d(st.integers(INDEX_BOUND, 5))
+
+
+def _one_hot(b: Builder, scope: Scope) -> None:
+    x, counts = _index_input(b, scope, b.draw(st.booleans()))
+    b.add(scope, ps.OneHot(in_keys=x, out_keys=b.fresh(), num_classes=counts))
+
+
+def _embedding(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    x, counts = _index_input(b, scope, d(st.booleans()))
+    b.add(scope, ps.Embedding(in_keys=x, out_keys=b.fresh(), num_embeddings=counts, embedding_dim=d(st.integers(1, 3)),
+                              init=d(inits())))
+
+
+def _to_float(b: Builder, scope: Scope) -> None:
+    d = b.draw
+    produced = sorted(k for k in scope.pool if k not in b.inputs)  # an input read only here is a number input
+    use_produced: bool = bool(produced) and d(st.booleans())
+    x = d(st.sampled_from(produced)) if use_produced else b.new_input(scope, d(shapes(0, 3)), NUMBER)
+    b.add(scope, ps.ToFloat(in_keys=x, out_keys=b.fresh(), scale=d(st.sampled_from((1.0, 1 / 255, -0.5)))))
 
 
 def _nested_graph(b: Builder, scope: Scope) -> None:
     graph, _ = b.subgraph(scope)
     b.add(scope, graph)
+
+
+def _ensemble(b: Builder, scope: Scope) -> None:
+    """A nested graph as the member of an ensemble of 1 to 3: its outputs get the member dim."""
+    graph, _ = b.subgraph(scope)
+    b.add(scope, ps.Ensemble(graph, b.draw(st.integers(1, 3)), init=b.draw(inits())))
 
 
 def _shared_graph(b: Builder, scope: Scope) -> None:
@@ -721,15 +814,16 @@ LEAF_RECIPES: tuple[Recipe, ...] = (
     _dense, _linear_output, _concat, _flatten, _slice, _multi_index_slicing, _repeat_to_match,
     _global_average_pooling, _masked_global_pooling, _correlation, _action_masking, _functional, _vgg_conv,
     _vgg_conv_dense, _vgg_conv_gap, _flatten_dense, _strided_conv, _strided_conv_dense, _lstm, _lstm_last_step, _gru,
-    _gru_last_step, _self_attention_seq,
-    _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model,
+    _gru_last_step, _stateful_lstm, _stateful_gru, _self_attention_seq,
+    _multi_head_attention, _self_attention_conv, _graph_conv, _graph_attention, _torch_model, _layer_norm, _permute,
+    _reshape, _one_hot, _embedding, _to_float, _state_independent_log_std,
 )
-GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph)
+GRAPH_RECIPES: tuple[Recipe, ...] = (_nested_graph, _shared_graph, _ensemble)
 
 #: the fixed table of recipes (issue #12): every registered block kind, Graph included, has one; `blocks_of(kind)`
 #: draws from it, and `test_properties` checks that no registered kind lacks one
 RECIPE_OF: dict[type[ps.Block], Recipe] = {
-    ps.Graph: _nested_graph,
+    ps.Graph: _nested_graph, ps.Ensemble: _ensemble,
     ps.Dense: _dense, ps.LinearOutput: _linear_output, ps.Concat: _concat, ps.Flatten: _flatten, ps.Slice: _slice,
     ps.MultiIndexSlicing: _multi_index_slicing, ps.RepeatToMatch: _repeat_to_match,
     ps.GlobalAveragePooling: _global_average_pooling, ps.MaskedGlobalPooling: _masked_global_pooling,
@@ -737,9 +831,12 @@ RECIPE_OF: dict[type[ps.Block], Recipe] = {
     ps.VGGConv: _vgg_conv, ps.VGGConvDense: _vgg_conv_dense, ps.VGGConvGAP: _vgg_conv_gap,
     ps.FlattenDense: _flatten_dense, ps.StridedConv: _strided_conv, ps.StridedConvDense: _strided_conv_dense,
     ps.LSTM: _lstm, ps.LSTMLastStep: _lstm_last_step, ps.GRU: _gru, ps.GRULastStep: _gru_last_step,
+    ps.StatefulLSTM: _stateful_lstm, ps.StatefulGRU: _stateful_gru,
     ps.SelfAttentionSeq: _self_attention_seq,
     ps.MultiHeadAttention: _multi_head_attention, ps.SelfAttentionConv: _self_attention_conv,
     ps.GraphConv: _graph_conv, ps.GraphAttention: _graph_attention, ps.TorchModel: _torch_model,
+    ps.LayerNorm: _layer_norm, ps.Permute: _permute, ps.Reshape: _reshape, ps.OneHot: _one_hot,
+    ps.Embedding: _embedding, ps.ToFloat: _to_float, ps.StateIndependentLogStd: _state_independent_log_std,
 }
 
 # a user function for Functional, with its own tensor function (the built-ins' live with torch)
@@ -782,7 +879,12 @@ def blocks_of(draw: st.DrawFn, kind: type[ps.Block]) -> Case:
 
 
 def leaf_paths(spec: ps.Block, prefix: str = "") -> dict[str, ps.Block]:
-    """Every leaf block of `spec` by its path ('g.b1'); a bare block is at its first out key, as in errors."""
+    """Every leaf block of `spec` by its path ('g.b1'), as errors name it: a bare block at its first out key, the
+    blocks of an Ensemble's member under the ensemble's path."""
+    if isinstance(spec, ps.Ensemble):
+        own = prefix[:-1] or spec.out_keys[0]
+        return leaf_paths(spec.spec, f"{own}.") if isinstance(spec.spec, ps.Graph) else \
+            {f"{own}.{spec.spec.out_keys[0]}": spec.spec}
     if not isinstance(spec, ps.Graph):
         return {prefix[:-1] or spec.out_keys[0]: spec}
     found: dict[str, ps.Block] = {}
@@ -796,16 +898,22 @@ def kinds_in(spec: ps.Block) -> set[type[ps.Block]]:
     if isinstance(spec, ps.Graph):
         for block in spec.blocks.values():
             kinds |= kinds_in(block)
+    if isinstance(spec, ps.Ensemble):
+        kinds |= kinds_in(spec.spec)
     return kinds
 
 
-def replace_leaf(spec: ps.Block, path: str, new: ps.Block) -> ps.Block:
-    """`spec` with the leaf at `path` replaced (the graphs around it are rebuilt, so they validate again)."""
+def replace_leaf(spec: ps.Block, path: str, new: ps.Block, root: bool = True) -> ps.Block:
+    """`spec` with the leaf at `path` (as `leaf_paths` names it) replaced (the graphs and ensembles around it are
+    rebuilt, so they validate again)."""
+    if isinstance(spec, ps.Ensemble):
+        inside = path.partition(".")[2] if root else path  # (a bare ensemble's own path is its first out key)
+        return ps.Ensemble(replace_leaf(spec.spec, inside, new, root=False), spec.size, init=spec.init)
     if not isinstance(spec, ps.Graph):
         return new
     head, _, rest = path.partition(".")
     blocks = dict(spec.blocks)
-    blocks[head] = replace_leaf(blocks[head], rest, new) if rest else new
+    blocks[head] = replace_leaf(blocks[head], rest, new, root=False) if rest else new
     return ps.Graph(blocks, spec.out_keys, init=spec.init)
 
 
@@ -813,13 +921,18 @@ def replace_leaf(spec: ps.Block, path: str, new: ps.Block) -> ps.Block:
 
 def random_inputs(in_shapes: Mapping[str, Shape], roles: Mapping[str, str], batch: Shape, seed: int,
                   float_masks: bool = False) -> dict[str, torch.Tensor]:
-    """Standard-normal features; masks fully random (rows with no True included), bool or 0/1 floats."""
+    """Standard-normal features; masks fully random (rows with no True included), bool or 0/1 floats; indices
+    (int64) below INDEX_BOUND; numbers uint8 pixels."""
     generator = torch.Generator().manual_seed(seed)
     inputs = {}
     for key, shape in in_shapes.items():
         if roles[key] == MASK:
             mask = torch.rand((*batch, *shape), generator=generator) > 0.5
             inputs[key] = mask.float() if float_masks else mask
+        elif roles[key] == INDEX:
+            inputs[key] = torch.randint(0, INDEX_BOUND, (*batch, *shape), generator=generator)
+        elif roles[key] == NUMBER:
+            inputs[key] = torch.randint(0, 256, (*batch, *shape), generator=generator, dtype=torch.uint8)
         else:
             inputs[key] = torch.randn((*batch, *shape), generator=generator)
     return inputs
@@ -852,6 +965,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
     "Sequence[int]": ("12", b"12", [1.5], [True], 7, [None]),
     "Sequence[float]": ("0.5", [None], ["0.5"], 0.5, [True]),
     "Initializer | None": ("normc", ps.ConstantBias(0.0), 1.0),
+    "Block": ("dense", None, ps.NormC(1.0), 3),
     "Bias | None": ("log", ps.NormC(1.0), 0.5),
     "float | None": ("0.1", [0.1], True),
     "int | None": ("3", 2.5, [3], True),
@@ -869,6 +983,7 @@ WRONG_TYPE_VALUES: dict[str, tuple[object, ...]] = {
 #: fields that must be positive ints (or hold only positive ints), by block kind
 POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
     ps.Dense: ("hidden_units",), ps.LinearOutput: ("output_units",), ps.Flatten: ("num_flatten_dims",),
+    ps.Ensemble: ("size",),
     ps.FlattenDense: ("num_flatten_dims", "hidden_units"), ps.VGGConv: ("hidden_channels",),
     ps.VGGConvDense: ("hidden_channels", "hidden_units"), ps.VGGConvGAP: ("hidden_channels",),
     ps.StridedConv: ("hidden_channels", "hidden_kernels", "hidden_strides", "hidden_dilations"),
@@ -876,10 +991,12 @@ POSITIVE_FIELDS: dict[type[ps.Block], tuple[str, ...]] = {
                           "hidden_units"),
     ps.LSTM: ("hidden_size", "num_layers"), ps.LSTMLastStep: ("hidden_size", "num_layers"),
     ps.GRU: ("hidden_size", "num_layers"), ps.GRULastStep: ("hidden_size", "num_layers"),
+    ps.StatefulLSTM: ("hidden_size", "num_layers"), ps.StatefulGRU: ("hidden_size", "num_layers"),
     ps.SelfAttentionSeq: ("num_heads",), ps.MultiHeadAttention: ("num_heads", "kdim", "vdim"),
     ps.SelfAttentionConv: ("embed_dim",), ps.GraphConv: ("hidden_features",),
     ps.GraphAttention: ("hidden_features", "n_heads"), ps.ActionMasking: ("num_actors", "num_of_actor_actions"),
-    ps.TorchModel: ("out_shapes",),
+    ps.TorchModel: ("out_shapes",), ps.LayerNorm: ("num_normalized_dims",), ps.OneHot: ("num_classes",),
+    ps.Embedding: ("num_embeddings", "embedding_dim"),
 }
 
 

@@ -13,11 +13,14 @@ import io
 import shutil
 import subprocess
 import sys
+import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import perceptspec as ps
 from perceptspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +74,16 @@ class TestSummary:
         assert "(reads latent_screen (4, 32) from the policy)" in result.stdout
         assert "trunk              Graph (4 blocks)" in result.stdout
 
+    def test_recurrent_networks_start_from_their_initial_state(self) -> None:
+        """Issue #17: state keys are neither observations nor keys shared from the policy."""
+        config = EXAMPLES / "recurrent_cartpole.yaml"
+        summary = run("summary", config, "--env", "CartPole-v1")
+        assert summary.returncode == 0, summary.stderr
+        assert "from the policy" not in summary.stdout and "StatefulLSTM 4→64, state (1, 64)" in summary.stdout
+        check = run("check", config, "--env", "CartPole-v1")
+        assert check.returncode == 0, check.stderr
+        assert "gave action (1, 2), value (1, 1)" in check.stdout
+
     def test_example3_plain_modules(self) -> None:
         result = run("summary", EXAMPLES / "plain_cartpole.yaml", "--env", "CartPole-v1")
         assert result.returncode == 0, result.stderr
@@ -109,9 +122,16 @@ class TestCheck:
     @pytest.mark.parametrize("config, env", [("plain_cartpole.yaml", "CartPole-v1"),
                                              ("shared_complex.yaml", INVENTORY)])
     def test_seed_examples_pass(self, config: str, env: str) -> None:
-        result = run("check", EXAMPLES / config, "--env", env)
+        result = run("check", EXAMPLES / config, "--env", env, "--forward")
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("ok: ") and "value (1, 1)" in result.stdout
+
+    def test_from_the_specs_alone(self) -> None:
+        """Without --forward, check composes and folds: the parameter counts, and no forward pass."""
+        result = run("check", EXAMPLES / "shared_complex.yaml", "--env", INVENTORY)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (f"ok: {EXAMPLES / 'shared_complex.yaml'} on {INVENTORY}: policy (spec, 128,988 "
+                                 f"parameters), critic (spec, 44,609 parameters)\n")
 
     def test_invalid_spec(self, tmp_path: Path) -> None:
         config = write(tmp_path, "bad.yaml", """
@@ -193,7 +213,7 @@ class TestCommandLine:
                               str(tmp_path / "nope.yaml"), "--env", "CartPole-v1"])]
         (script_out, script_err), (module_out, module_err) = (p.communicate(timeout=300) for p in runs)
         assert runs[0].returncode == 0, script_err
-        assert script_out.startswith("ok: ") and "value (1, 1)" in script_out
+        assert script_out.startswith("ok: ") and "policy (spec, 690 parameters)" in script_out
         assert_fails(subprocess.CompletedProcess([], runs[1].returncode, module_out, module_err), 1,
                      "perceptspec summary: error: config file", "nope.yaml", "not found")
 
@@ -208,3 +228,84 @@ class TestCommandLine:
                 for suffix in suffixes:
                     assert (tmp_path / "out" / example / f"{name}{suffix}").exists(), (example, name, suffix)
         assert "rollout: return" in result.stdout
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    value = json.loads(result.stdout)
+    assert isinstance(value, dict) and value["schema"] == 1
+    return value
+
+
+class TestJson:
+    """`--json` (docs/cli.md): one object on stdout, for scripts and editors."""
+
+    def test_summary_of_example4(self) -> None:
+        result = run("summary", EXAMPLES / "shared_complex.yaml", "--env", INVENTORY, "--json")
+        assert result.returncode == 0, result.stderr
+        out = as_json(result)
+        assert out["ok"] is True and out["kind"] == "config" and out["critic"] == "state"
+        assert out["observations"] == {"0": {"observation_screen": [4, 3, 64, 64], "observation_inventory": [4, 16]}}
+        assert out["action_logits"] == {"0": {"action_move": [4], "action_use": [16]}}
+        policy, critic = out["networks"]["policy"], out["networks"]["critic"]
+        assert policy["kind"] == "spec" and policy["parameters"] == 128_988
+        assert sum(b["parameters"] for b in policy["blocks"]) == 128_988
+        assert policy["outputs"]["latent_screen"] == [4, 32] and critic["shared_from_policy"] == ["latent_screen"]
+        first = policy["blocks"][0]
+        assert first == {"path": "screen", "type": "VGGConvDense", "layer": "VGGConvDense 3→8→16→32 | 2048→32 relu",
+                         "inputs": {"observation_screen": [4, 3, 64, 64]}, "outputs": {"latent_screen": [4, 32]},
+                         "parameters": 83_752}
+        assert {b["path"] for b in policy["blocks"]} >= {"trunk.inventory", "trunk.recurrent", "action_use"}
+
+    def test_summary_of_a_plain_module(self) -> None:
+        out = as_json(run("summary", EXAMPLES / "plain_cartpole.yaml", "--env", "CartPole-v1", "--json"))
+        assert out["networks"]["policy"] == {"kind": "module", "class": "PlainCartPolePolicy",
+                                             "inputs": {"observation": [4]}, "parameters": 690}
+
+    def test_check(self) -> None:
+        out = as_json(run("check", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1", "--json"))
+        assert out["ok"] is True and out["forward"] is None
+        assert out["networks"] == {"policy": {"kind": "spec", "parameters": 690},
+                                   "critic": {"kind": "spec", "parameters": 657}}
+        forward = as_json(run("check", EXAMPLES / "cartpole.yaml", "--env", "CartPole-v1", "--json", "--forward"))
+        assert forward["forward"] == {"action": [1, 2], "value": [1, 1]}
+
+    def test_a_failure_is_an_object_too(self) -> None:
+        result = run("check", EXAMPLES / "complex.yaml", "--env", "CartPole-v1", "--json")
+        assert_fails(result, 1, "perceptspec check: error: SpecError:")
+        out = as_json(result)
+        assert out["ok"] is False and out["error"]["type"] == "SpecError"
+        assert out["error"]["message"].startswith("policy network perceptspec.examples.complex.complex_policy: reads")
+
+
+class TestSpecFile:
+    """A spec file (`ps.to_yaml`) instead of a config: shapes from --in-shapes or from the env's observations."""
+
+    @pytest.fixture
+    def spec_file(self) -> Path:
+        """Seed Example 1's policy as a spec file, as the docs use it."""
+        from perceptspec.examples.cartpole import cartpole_policy
+
+        path = EXAMPLES / "cartpole_policy_spec.yaml"
+        assert ps.from_yaml(path) == cartpole_policy({"observation": (4,)}, {"action": (2,)})
+        return path
+
+    def test_summary_check_and_render(self, spec_file: Path, tmp_path: Path) -> None:
+        summary = run("summary", spec_file, "--in-shapes", "{observation: [4]}")
+        assert summary.returncode == 0, summary.stderr
+        assert summary.stdout.startswith(f"{spec_file}: a spec\n\nspec\n") and "Total parameters: 690" in summary.stdout
+        check = run("check", spec_file, "--env", "CartPole-v1", "--forward")
+        assert check.stdout == (f"ok: {spec_file} on CartPole-v1: spec (spec, 690 parameters); one forward on a "
+                                f"sampled observation gave action (1, 2)\n"), check.stderr
+        out = as_json(run("summary", spec_file, "--in-shapes", "{observation: [4]}", "--json"))
+        assert out["kind"] == "spec" and out["networks"]["spec"]["parameters"] == 690 and "critic" not in out
+        render = run("render", spec_file, "--in-shapes", "{observation: [4]}", "-o", tmp_path / "out", "--format",
+                     "dot")
+        assert render.stdout.split() == [str(tmp_path / "out" / "spec.dot")], render.stderr
+
+    def test_what_it_needs(self, spec_file: Path) -> None:
+        assert_fails(run("summary", spec_file), 1, f"'{spec_file}' is a spec: give its input shapes")
+        assert_fails(run("summary", EXAMPLES / "cartpole.yaml"), 1, "is a composer config: give the env")
+        assert_fails(run("summary", EXAMPLES / "cartpole.yaml", "--in-shapes", "{observation: [4]}", "--env",
+                         "CartPole-v1"), 1, "--in-shapes gives a spec file's input shapes")
+        assert_fails(run("summary", spec_file, "--env", INVENTORY), 1,
+                     "the spec reads ['observation'], which the env's observations")

@@ -190,8 +190,8 @@ NOT_IN_CATALOGUE: dict[str, str] = {
         "`perceptspec check` checking perceptspec itself: fires only if the library is wrong",
     "cli.py: raise CommandError(f\"the actor-critic": "the same, for the actor-critic's outputs",
     "cli.py: raise CommandError(f\"output {key!r}": "the same, for the actor-critic's output shapes",
-    "integrations/sb3.py: raise SpecError(\"SpecActorCriticPolicy\", [$":
-        "SB3 refuses every action space without an SB3 distribution before this check runs",
+    "integrations/sb3_actions.py: raise NotImplementedError(": "SB3 calls it only to build its own action net, "
+                                                                 "which SpecActorCriticPolicy never builds",
     "_spec/_descriptor.py: raise TypeError(f\"a descriptor kind named": "see X2 (a kind registered twice)",
     "__init__.py: raise AttributeError(": "Python's own `module has no attribute`",
     "_fold/rules/_torch_model.py: raise ImportError(": "needs torch absent: tests/test_fresh_process.py",

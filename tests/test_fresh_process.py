@@ -155,6 +155,29 @@ with contextlib.redirect_stdout(sub):
     main(["render", "--help"])
 report = {"status": status, "help": out.getvalue(), "render": sub.getvalue(), "loaded": loaded()}
 """),
+    "fingerprints": Probe("no_torch", """
+import sys
+import perceptspec as ps
+report = {"fingerprints": {name: ps.fingerprint(ps.from_yaml(text)) for name, text in ARGS.items()},
+          "torch": sorted(m for m in sys.modules if m.startswith("torch"))}
+""", {"cartpole": ps.to_yaml(ps.from_dict({"type": "Graph", "blocks": CARTPOLE_SPEC, "out_keys": ["action", "value"]})),
+      "ensemble": ps.to_yaml(ps.Ensemble(actor_critic(), size=3)),
+      "mapping_field": ps.to_yaml(ps.TorchModel(in_keys="x", out_keys="y",
+                                                 module_factory=f"{FIXTURES}:HeadsInKwargsOrder",
+                                                 kwargs={n: i + 1 for i, n in enumerate("qwertyuiop")}))}),
+    # first of the torch phase, where torch can be imported (and nothing has yet): the CLI still imports none of it
+    "cli_specs_only": Probe("torch", LOADED + """
+import contextlib, io, json, sys
+from perceptspec.cli import main
+ENV = "perceptspec.examples.inventory_env:InventoryGridEnv"
+outputs = {}
+for command in (["summary", "--json"], ["check", "--json"], ["render", "-o", OUT + "/cli", "--format", "dot"]):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([command[0], "perceptspec/examples/complex.yaml", "--env", ENV, *command[1:]])
+    outputs[command[0]] = {"status": status, "stdout": printed.getvalue()}
+report = {"outputs": outputs, "loaded": sorted(m for m in loaded() if not m.startswith("gymnasium"))}
+"""),
     "materialize_imports_torch": Probe("torch", """
 import sys
 import perceptspec as ps
@@ -170,6 +193,7 @@ for name, (text, shapes, seed) in ARGS.items():
     torch.save(module.state_dict(), f"{OUT}/{name}.pt")
 report = sorted(ARGS)
 """, {"actor_critic": (ps.to_yaml(actor_critic()), AC_SHAPES, 2024),
+      "ensemble": (ps.to_yaml(ps.Ensemble(actor_critic(), size=3)), AC_SHAPES, 5),
       "torch_model": (ps.to_yaml(ps.TorchModel(in_keys="x", out_keys="y", module_factory=f"{FIXTURES}:Mlp",
                                                kwargs={"hidden": [3]})), {"x": (2,)}, 11),
       # a factory that builds its layers in the order of its kwargs: that order must not follow str hashing
@@ -237,7 +261,7 @@ def other_hash_seeds() -> list[str]:
 
 
 #: what the children under the second and third hash seeds run (the first runs every probe)
-DETERMINISM_PROBES = ("seed_examples",)
+DETERMINISM_PROBES = ("seed_examples", "fingerprints")
 
 
 def run_children(out: Path) -> dict[str, dict[str, Any]]:
@@ -368,6 +392,26 @@ def test_cli_help(report: dict[str, Any]) -> None:
 
 # --- torch: the block lifted --------------------------------------------------------------------------------------
 
+def test_fingerprints(report: dict[str, Any], out_dir: Path) -> None:
+    """Issue #18: a spec's fingerprint is the same in three processes under three other hash seeds as here, and
+    computing it needs no torch."""
+    here = {name: ps.fingerprint(ps.from_yaml(text)) for name, text in PROBES["fingerprints"].args.items()}
+    assert report["fingerprints"] == here
+    for seed, reports in child_runs(out_dir).items():
+        assert reports["fingerprints"]["fingerprints"] == here, seed
+    assert report["torch"] == ["torch"]  # the None placeholder: torch was never imported
+
+
+def test_cli_specs_only(report: dict[str, Any]) -> None:
+    """The command line's summary, check and render of the seed's Example 2 import no torch (issue #19)."""
+    assert report["loaded"] == []
+    outputs = report["outputs"]
+    assert all(o["status"] == 0 for o in outputs.values()), outputs
+    assert json.loads(outputs["summary"]["stdout"])["networks"]["policy"]["parameters"] == 128_988
+    assert json.loads(outputs["check"]["stdout"])["networks"]["critic"] == {"kind": "spec", "parameters": 128_361}
+    assert outputs["render"]["stdout"].split()[-1].endswith("actor_critic.dot")
+
+
 def test_materialize_imports_torch(report: dict[str, Any]) -> None:
     """The positive control: the same child does see torch once it materializes (so the checks above can fail)."""
     assert report == {"before": False, "after": True}
@@ -376,7 +420,7 @@ def test_materialize_imports_torch(report: dict[str, Any]) -> None:
 def test_seeded_weights(report: list[str], out_dir: Path) -> None:
     """Same spec, shapes and seed give bit-identical weights in another process with another hash seed (a graph
     with a shared latent, a TorchModel, and one whose factory builds layers in the order of its kwargs)."""
-    assert report == ["actor_critic", "kwargs_order", "torch_model"]
+    assert report == ["actor_critic", "ensemble", "kwargs_order", "torch_model"]
     for name, (text, shapes, seed) in PROBES["seeded_weights"].args.items():
         here = ps.materialize(ps.from_yaml(text), shapes, seed=seed).state_dict()
         there = torch.load(out_dir / other_hash_seeds()[0] / f"{name}.pt", weights_only=True)

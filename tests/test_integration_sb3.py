@@ -25,7 +25,7 @@ from stable_baselines3.common.monitor import Monitor  # noqa: E402
 
 import perceptspec as ps  # noqa: E402
 from perceptspec.integrations import spec_config  # noqa: E402
-from perceptspec.integrations.sb3 import SpecActorCriticPolicy, network_observation_space  # noqa: E402
+from perceptspec.integrations.sb3 import SpecActorCriticPolicy  # noqa: E402
 
 HERE = __name__
 CARTPOLE_YAML = Path(ps.__file__).parent / "examples" / "cartpole.yaml"
@@ -136,7 +136,8 @@ def test_ppo_learns_on_each_space(name: str) -> None:
                 n_steps=32, batch_size=32, n_epochs=2, seed=0)
     policy = model.policy
     assert isinstance(policy, SpecActorCriticPolicy)
-    assert policy.models.in_shapes["policy"] == shapes  # Discrete one-hot, MultiDiscrete one-hots concatenated
+    assert ps.spaces.obs_shapes(obs_space) == shapes  # Discrete one-hot, MultiDiscrete one-hots concatenated
+    assert policy.models.in_shapes["policy"] == ps.spaces.raw_obs_shapes(obs_space)  # the modules read raw ones
     before = [p.detach().clone() for p in policy.parameters()]
     model.learn(64)
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
@@ -158,11 +159,11 @@ def test_a2c_learns() -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
 
 
-def test_network_observation_space() -> None:
-    space = network_observation_space(DICT_OBS)
-    assert ps.spaces.obs_shapes(space) == {"pos": (2,), "flags": (3,), "room": (4,), "doors": (5,)}
-    with pytest.raises(ps.SpecError, match="unsupported observation space Tuple"):
-        network_observation_space(gym.spaces.Tuple([gym.spaces.Discrete(2)]))
+def test_networks_are_given_the_shapes_sb3_preprocessing_makes() -> None:
+    """The network functions see what SB3's `preprocess_obs` would give; the modules read the raw observations."""
+    assert ps.spaces.obs_shapes(DICT_OBS) == {"pos": (2,), "flags": (3,), "room": (4,), "doors": (5,)}
+    policy = make_policy(DICT_OBS, gym.spaces.Discrete(3))
+    assert dict(policy.models.obs_shapes[0]) == {"pos": (2,), "flags": (3,), "room": (), "doors": (2,)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_weights_are_the_composers_with_head_biases() -> None:
     model = PPO(SpecActorCriticPolicy, ToyEnv(obs_space, act_space), policy_kwargs={"config": cfg}, seed=123)
     policy = model.policy
     assert isinstance(policy, SpecActorCriticPolicy)
-    composed = ps.compose(cfg, network_observation_space(obs_space), act_space)
+    composed = ps.compose(cfg, obs_space, act_space)
     ours, theirs = policy.actor_critic.state_dict(), composed.actor_critic.state_dict()
     assert list(ours) == list(theirs)
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)  # SB3's orthogonal init did not run
@@ -264,7 +265,7 @@ def test_shared_embedding_is_shared() -> None:
 
 def spec_values_config(obs_space: gym.Space[Any], act_space: gym.Space[Any]) -> dict[str, Any]:
     """config(shared=True) with spec values instead of import paths (the specs are pickled into the saved model)."""
-    obs = ps.spaces.obs_shapes(network_observation_space(obs_space))
+    obs = ps.spaces.obs_shapes(obs_space)
     policy = mlp_policy(obs, ps.spaces.action_logits_shapes(act_space), share_latent=True)
     return spec_config(policy, mlp_critic({"latent": (16,)}), seed=0)
 

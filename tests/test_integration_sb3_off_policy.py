@@ -117,7 +117,8 @@ def test_dict_observations_as_multi_input_policy() -> None:
                                        "hidden_units": [32]}]}}
     model = DQN(SpecDQNPolicy, env, policy_kwargs={"config": config}, learning_starts=50, buffer_size=500, seed=0)
     q_net = model.policy.q_net
-    assert isinstance(q_net, SpecQNetwork) and set(q_net.obs_shapes) == {"img", "vec"}
+    assert isinstance(q_net, SpecQNetwork) and isinstance(q_net.module, ps.SpecModule)
+    assert set(q_net.module.in_shapes) == {"img", "vec"}
     model.learn(100)
     obs, _ = env.reset()
     assert env.action_space.contains(int(model.predict(obs, deterministic=True)[0]))
@@ -197,3 +198,48 @@ def test_the_sac_training_example_runs_and_draws_its_curve(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert status == 1 and "mean return -250.0 not reached within 120 steps" in out and "(1 episodes) eval return" in out
     assert (tmp_path / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_sac_with_the_squashed_gaussian_and_its_log_std_clamp() -> None:
+    """SAC's actor head as perceptspec's 'squashed_gaussian' (issue #17): its log-std clamp options reach SB3's
+    actor, a few hundred steps train on Pendulum-v1, and SB3's log-probs are ours on [-1, 1] (SB3 rescales)."""
+    config = {**yaml.safe_load(PENDULUM.read_text()),
+              "distribution_overrides": {"action": {"distribution": "squashed_gaussian", "log_std_min": -5,
+                                                    "log_std_max": 0.5}}}
+    config["policy"]["networks"][0]["hidden_units"] = [32, 32]
+    config["critic"]["networks"][0]["hidden_units"] = [32, 32]
+    model = learned("SAC", config=config, steps=200)
+    actor = model.policy.actor
+    assert actor.log_std_bounds == (-5.0, 0.5)
+    obs = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (16, 3)), dtype=torch.float32)
+    with torch.no_grad():
+        mean, log_std, _ = actor.get_action_dist_params(obs)
+        torch.manual_seed(0)
+        actions, sb3_log_prob = actor.action_log_prob(obs)
+    assert float(log_std.min()) >= -5.0 and float(log_std.max()) <= 0.5
+    logits = torch.cat([mean, log_std], -1)
+    ours = ps.distributions.action_distribution({"action": logits}, gym.spaces.Box(-1.0, 1.0, (1,)),
+                                                {"action": "squashed_gaussian"})
+    inside = actions.abs().lt(0.99).all(-1)
+    torch.testing.assert_close(ours.log_prob({"action": actions})[inside], sb3_log_prob[inside], rtol=1e-3, atol=1e-3)
+    with pytest.raises(ps.SpecError, match="SpecSACPolicy: distribution_overrides: the 'action' head of this policy "
+                                           "is 'squashed_gaussian' or 'gaussian', not 'beta'"):
+        SAC(SpecSACPolicy, "Pendulum-v1", policy_kwargs={"config": {**config, "distribution_overrides": {
+            "action": "beta"}}})
+
+
+def test_sac_on_a_two_dimensional_box() -> None:
+    """A Box action of rank 2: the actor's head is flat (means, then log stds of the 4 entries), the Q critic reads
+    the action in its shape (issue #17)."""
+    from tests.test_integration_sb3 import ToyEnv
+
+    env = ToyEnv(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32))
+    config = yaml.safe_load(PENDULUM.read_text())
+    for section in ("policy", "critic"):
+        config[section]["networks"][0]["hidden_units"] = [16]
+    model = SAC(SpecSACPolicy, env, policy_kwargs={"config": config}, learning_starts=40, batch_size=16, seed=0)
+    q_network = model.policy.critic.q_networks[0]
+    assert isinstance(q_network, ps.SpecModule) and q_network.in_shapes["action"] == (2, 2)
+    model.learn(48)
+    action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (2, 2) and env.action_space.contains(action)

@@ -145,6 +145,48 @@ def test_gaussian_head_through_torchrl_normal_param_extractor() -> None:
     torch.testing.assert_close(td[log_prob_key], log_prob)
 
 
+@pytest.mark.parametrize("overrides", [{"Box": "squashed_gaussian"}, {"Box": "beta"},
+                                       {"Box": {"distribution": "gaussian", "log_std_max": 0.0}}])
+def test_perceptspec_distributions_in_a_probabilistic_actor(overrides: dict[str, Any]) -> None:
+    """`action_distribution_class`: perceptspec's distribution of an action as TorchRL's `distribution_class`, with
+    PPO's loss on top (issue #17)."""
+    from perceptspec.integrations.tensordict import action_distribution_class
+
+    modules = torchrl_or_skip().modules
+    space = gym.spaces.Box(np.array([-2.0, 0.0, 0.0], np.float32), np.array([2.0, 1.0, 5.0], np.float32))
+    spec = ps.Graph({
+        "body": ps.Dense(in_keys="observation", out_keys="latent", hidden_units=[8], non_lin="tanh"),
+        "action": ps.LinearOutput(in_keys="latent", out_keys="action", output_units=6),
+    }, out_keys="action")
+    actor = modules.ProbabilisticActor(tensordict_module(spec, SHAPES, seed=0, out_keys={"action": "logits"}),
+                                       in_keys=["logits"], distribution_class=action_distribution_class(space,
+                                       overrides=overrides), return_log_prob=True)
+    from tensordict.nn import InteractionType, set_interaction_type
+
+    with set_interaction_type(InteractionType.RANDOM):  # sampled, as a collector's rollouts are
+        td = ppo_batch(actor)
+    ours = ps.distributions.action_distribution({"action": td["logits"]}, space, overrides)
+    (log_prob_key,) = [k for k in td.keys() if k.endswith("log_prob")]
+    torch.testing.assert_close(td[log_prob_key], ours.log_prob({"action": td["action"]}))
+    if "gaussian" not in str(overrides):
+        low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
+        assert bool(((td["action"] >= low) & (td["action"] <= high)).all())
+    critic = tensordict_module(ps.Graph({"body": ps.Dense(in_keys="observation", out_keys="h", hidden_units=[8]),
+                                         "value": ps.LinearOutput(in_keys="h", out_keys="value", output_units=1)},
+                                        out_keys="value"), SHAPES, seed=1, out_keys={"value": "state_value"})
+    loss = torch_rl_objectives().ClipPPOLoss(actor, critic, entropy_bonus=False)
+    losses = loss(td)
+    total = losses["loss_objective"] + losses["loss_critic"]
+    total.backward()
+    assert all(p.grad is not None for p in actor.parameters())
+    with pytest.raises(ps.SpecError, match=r"action_distribution_class: 'steer' is not an action of the space"):
+        action_distribution_class(space, "steer")
+
+
+def torch_rl_objectives() -> Any:
+    return torchrl_or_skip().objectives
+
+
 # --- TorchRL losses that swap parameters in (issue #13) -------------------------------------------------------------
 
 def ppo_batch(actor: Any, n: int = 16) -> Any:

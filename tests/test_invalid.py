@@ -24,8 +24,8 @@ from torch import nn
 
 import perceptspec as ps
 from perceptspec._spec._descriptor import Descriptor, field_hints, type_name
-from tests.strategies import (MASK, POSITIVE_FIELDS, TINY_MODEL, WRONG_FOR_ALL, WRONG_TYPE_VALUES, Case,
-                              Shape, leaf_paths, random_inputs, replace_leaf, strided_fields, valid_cases,
+from tests.strategies import (INDEX, MASK, NUMBER, POSITIVE_FIELDS, TINY_MODEL, WRONG_FOR_ALL, WRONG_TYPE_VALUES,
+                              Case, Shape, leaf_paths, random_inputs, replace_leaf, strided_fields, valid_cases,
                               with_non_positive)
 
 
@@ -43,6 +43,7 @@ def assert_names(message: str, *parts: str) -> None:
 VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]),
     ps.LinearOutput(in_keys="x", out_keys="y", output_units=2, bias=ps.ConstantBias(0.0)),
+    ps.StateIndependentLogStd(in_keys="x", out_keys="y", log_std_init=-0.5),
     ps.Concat(in_keys=["x", "z"], out_keys="y"),
     ps.Flatten(in_keys="x", out_keys="y", num_flatten_dims=2),
     ps.Slice(in_keys="x", out_keys="y", slice_dim=-1, slice_idx=0),
@@ -65,6 +66,8 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.LSTMLastStep(in_keys="x", out_keys="y", hidden_size=4),
     ps.GRU(in_keys="x", out_keys="y", hidden_size=4),
     ps.GRULastStep(in_keys="x", out_keys="y", hidden_size=4),
+    ps.StatefulLSTM(in_keys=["x", "h", "c"], out_keys=["y", "h_next", "c_next"], hidden_size=4),
+    ps.StatefulGRU(in_keys=["x", "h", "is_init"], out_keys=["y", "h_next"], hidden_size=4),
     ps.SelfAttentionSeq(in_keys="x", out_keys="y", num_heads=2, dropout=0.1),
     ps.MultiHeadAttention(in_keys=["q", "k", "v"], out_keys="y", num_heads=2, kdim=3, vdim=3, dropout=0.1),
     ps.SelfAttentionConv(in_keys="x", out_keys="y", embed_dim=2, dropout=0.1),
@@ -73,6 +76,11 @@ VALID: dict[type[Descriptor], Descriptor] = {d.__class__: d for d in (
     ps.TorchModel(in_keys="x", out_keys="y", module_factory=TINY_MODEL, kwargs={"units": 2}, out_shapes=[[2]],
                   in_num_dims=2, out_num_dims=2),
     ps.Graph({"h": ps.Dense(in_keys="x", out_keys="y", hidden_units=[4])}, out_keys="y"),
+    ps.Ensemble(ps.Dense(in_keys="x", out_keys="y", hidden_units=[4]), size=2),
+    ps.LayerNorm(in_keys="x", out_keys="y", num_normalized_dims=2), ps.Permute(in_keys="x", out_keys="y", dims=[2, 1]),
+    ps.Reshape(in_keys="x", out_keys="y", shape=[2, -1]), ps.OneHot(in_keys="x", out_keys="y", num_classes=[3, 4]),
+    ps.Embedding(in_keys="x", out_keys="y", num_embeddings=5, embedding_dim=3),
+    ps.ToFloat(in_keys="x", out_keys="y", scale=0.5),
     ps.TorchDefault(), ps.NormC(1.0), ps.Orthogonal(1.0), ps.XavierUniform(1.0), ps.KaimingUniform("relu"),
     ps.ConstantBias(0.0), ps.CategoricalBias([0.5, 0.5]), ps.BernoulliBias(0.5),
 )}
@@ -99,8 +107,10 @@ def where(value: Descriptor, field: str) -> str:
     """How a SpecError names the descriptor: `Dense(out_keys='y')`, or the kind alone (initialisers, Graphs, or when
     the out keys themselves are what is wrong)."""
     kind = type(value).__name__
-    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != "out_keys":
-        return f"{kind}(out_keys='y')"
+    keys_from = "spec" if isinstance(value, ps.Ensemble) else "out_keys"  # (an Ensemble's keys are its member's)
+    if isinstance(value, ps.Block) and not isinstance(value, ps.Graph) and field != keys_from:
+        keys = list(value.out_keys)
+        return f"{kind}(out_keys={keys[0]!r})" if len(keys) == 1 else f"{kind}(out_keys={keys!r})"
     return kind
 
 
@@ -473,9 +483,13 @@ def test_bad_inputs_are_signature_errors_naming_key_expected_and_got(
         expect = (key, f"expected only the keys {keys}", "got this key as well")
     elif problem == "wrong dtype":
         dtype = data.draw(st.sampled_from((torch.float64, torch.float16, torch.int64, torch.bool)))
-        assume(not (case.roles[key] == MASK and dtype == torch.bool))
+        role = case.roles[key]
+        assume(not (role == MASK and dtype == torch.bool) and role != NUMBER)  # a number input takes any real dtype
+        assume(not (role == INDEX and not dtype.is_floating_point and dtype != torch.bool))
         inputs[key] = inputs[key].to(dtype)
-        if not has_parameters:  # no parameters pin the dtype: any floating one runs, an integer one is refused
+        if role == INDEX:
+            expect = (key, "expected an integer dtype (indices)", f"got dtype {dtype}")
+        elif not has_parameters:  # no parameters pin the dtype: any floating one runs, an integer one is refused
             if dtype.is_floating_point:
                 run_or_our_error(module, case, inputs, batch)
                 return

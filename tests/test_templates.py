@@ -293,6 +293,19 @@ class TestDefaultNetworks:
         models = ps.compose(None, observation_space, action_space)
         assert params(models.policy) + params(models.critic) == params(sb3)
 
+    def test_a_gaussian_actions_log_stds_are_a_parameter_as_sb3s(self) -> None:
+        from stable_baselines3 import PPO
+
+        from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+
+        env = self._Env(box(3), gym.spaces.Box(-2, 2, (2,), np.float32))
+        models = ps.compose(None, env.observation_space, env.action_space)
+        spec = models.specs["policy"]
+        assert spec is not None and isinstance(spec.blocks["action"], ps.StateIndependentLogStd)  # type: ignore[attr-defined]
+        ours = PPO(SpecActorCriticPolicy, env, device="cpu", n_steps=64, batch_size=32, n_epochs=1)
+        theirs = PPO("MlpPolicy", env, device="cpu")
+        assert params(ours.policy) == params(theirs.policy) == params(models.policy) + params(models.critic)
+
     def test_a_lone_image_shares_its_cnn_features_with_the_critic_as_sb3s_ppo(self) -> None:
         models = ps.compose(None, gym.spaces.Box(0, 1, (3, 64, 64), np.float32), gym.spaces.Discrete(4))
         assert models.in_shapes["critic"] == {"latent": (512,)}

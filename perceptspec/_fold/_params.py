@@ -10,7 +10,19 @@ from perceptspec._spec import Block
 
 
 def count_parameters(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> int:
-    """Equals `sum(p.numel() for p in materialize(spec, in_shapes).parameters())`."""
+    """The number of parameters of `spec` for these input shapes, from the spec alone.
+
+    Equals `sum(p.numel() for p in materialize(spec, in_shapes).parameters())` (a property test holds it to
+    that); torch is imported only for a `TorchModel` block, whose module is then built on the meta device.
+
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without batch dims.
+
+    Examples:
+        >>> ps.count_parameters(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)})
+        80
+    """
     return sum(block_parameters(trace(spec, in_shapes)).values())
 
 

@@ -12,7 +12,9 @@ import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from perceptspec._errors import SpecError
 from perceptspec._spec import Block, Graph, Initializer, TorchDefault
+from perceptspec._spec._encoding import IndexBlock
 
 
 class Eqn(NamedTuple):
@@ -61,14 +63,47 @@ def lower(spec: Block) -> Program:
     return Program(spec, tuple(spec.in_keys), tuple(eqns), tuple(spec.out_keys))
 
 
+#: what each input role accepts, in words (errors); roles come from `Block.input_roles`
+ROLE_TEXT = {"features": "float features", "mask": "a mask", "index": "integer indices", "number": "numbers"}
+#: the role of an input two readers take in two roles: the dtypes both accept (missing: none)
+_MERGED_ROLES = {frozenset(("features", "mask")): "features", frozenset(("features", "number")): "features",
+                 frozenset(("mask", "number")): "mask", frozenset(("index", "number")): "index"}
+
+
 def input_roles(program: Program) -> dict[str, str]:
-    """The role of every program input ('features' or 'mask'): 'mask' only when every reader takes it as one."""
-    roles = {k: "mask" for k in program.inputs}
+    """The role of every program input: 'features' (floats of the parameters' dtype), 'mask' (bool too), 'index'
+    (integers) or 'number' (any real dtype). An input several blocks read must suit all of them: read as a mask by
+    one and as features by another, it is features; as indices by one and as features by another, it is a
+    `SpecError` (no tensor is both). An input no block reads (an output as it is) is a mask: bool or floats."""
+    roles: dict[str, tuple[str, str]] = {}  # role, the first reader
+    inputs = set(program.inputs)
     for eqn in program.eqns:
         for var, role in zip(eqn.ins, eqn.block.input_roles()):
-            if var in roles and role != "mask":
-                roles[var] = role
-    return roles
+            if var not in inputs:
+                continue
+            if var not in roles:
+                roles[var] = (role, f"block '{eqn.path}' ({eqn.kind})")
+                continue
+            first, reader = roles[var]
+            merged = first if first == role else _MERGED_ROLES.get(frozenset((first, role)))
+            if merged is None:
+                raise SpecError(f"input '{var}'", [
+                    f"{reader} reads it as {ROLE_TEXT[first]} and block '{eqn.path}' ({eqn.kind}) as "
+                    f"{ROLE_TEXT[role]}: no tensor is both; convert it once (e.g. with OneHot or ToFloat) and let "
+                    f"both read the result"])
+            roles[var] = (merged, reader)
+    return {k: roles[k][0] if k in roles else "mask" for k in program.inputs}
+
+
+def index_limits(program: Program) -> dict[str, tuple[int | tuple[int, ...], ...]]:
+    """The bounds of each index input (`OneHot`, `Embedding`): one per block reading it, each an exclusive upper
+    bound for all its indices or a tuple of one per entry of its last dim."""
+    inputs = set(program.inputs)
+    limits: dict[str, tuple[int | tuple[int, ...], ...]] = {}
+    for eqn in program.eqns:
+        if isinstance(eqn.block, IndexBlock) and eqn.ins[0] in inputs:
+            limits[eqn.ins[0]] = (*limits.get(eqn.ins[0], ()), eqn.block.index_limits())
+    return limits
 
 
 def _inline(graph: Graph, eqns: list[Eqn]) -> None:

@@ -60,9 +60,21 @@ def to_dot(spec: Block, in_shapes: Mapping[str, Sequence[int]], name: str = "spe
 
 
 def render(spec: Block, in_shapes: Mapping[str, Sequence[int]], path: str | Path) -> Path:
-    """Draw `spec` to `path`; the format comes from the suffix (.svg, .png, .pdf or .dot). Returns the file written.
+    """Draw `spec` with graphviz: a box per block (type, parameters, share of the total), an ellipse per
+    tensor (key, shape), nested graphs as clusters.
 
-    Without graphviz's `dot` program, writes the .dot source beside `path` instead and says how to install it.
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without batch dims.
+        path: the file to write; the format comes from the suffix (.svg, .png, .pdf or .dot).
+
+    Returns:
+        The file written. Without graphviz's `dot` program, the .dot source beside `path` (with a warning
+        that says how to install graphviz).
+
+    Examples:
+        >>> ps.render(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)}, "dense.dot").name
+        'dense.dot'
     """
     path = checked_path(path)
     return write({path: to_dot(spec, in_shapes, name=path.stem)})[0]

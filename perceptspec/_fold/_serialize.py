@@ -24,7 +24,15 @@ from perceptspec._yaml import SAFE_DUMPER, load_yaml
 
 
 def to_dict(spec: Descriptor) -> dict[str, Any]:
-    """A plain, YAML/JSON-ready dict describing `spec` (a block, a Graph or an initialiser)."""
+    """A plain, YAML/JSON-ready dict describing `spec` (a block, a Graph or an initialiser).
+
+    Each descriptor becomes `{"type": <kind>, <field>: <value>, ...}` with the fields left at their default
+    omitted; `from_dict` is its inverse (`from_dict(to_dict(s)) == s`).
+
+    Examples:
+        >>> ps.to_dict(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]))
+        {'type': 'Dense', 'in_keys': ['obs'], 'out_keys': ['h'], 'hidden_units': [16]}
+    """
     root = _fields(spec)
     graphs = [(spec, root)]  # nested graphs are filled in with an explicit stack: any nesting depth encodes
     while graphs:
@@ -60,8 +68,23 @@ def _encode(value: object) -> Any:
 
 
 def from_dict(data: Mapping[str, Any]) -> Block:
-    """The block described by `data` (the inverse of `to_dict`)."""
-    spec = descriptor_from_dict(data, Block, "spec")
+    """The block described by `data`, the inverse of `to_dict`.
+
+    Only registered descriptor kinds are built, and nothing is imported or called (a `TorchModel` names its
+    factory; it is resolved, against the allow-list, only when materialized).
+
+    Raises:
+        SpecError: an unknown kind or field, or an invalid value (with a did-you-mean).
+
+    Examples:
+        >>> ps.from_dict({"type": "Dense", "in_keys": "obs", "out_keys": "h", "hidden_units": [16]})
+        Dense(in_keys='obs', out_keys='h', hidden_units=[16])
+    """
+    try:
+        spec = descriptor_from_dict(data, Block, "spec")
+    except RecursionError:  # nested Graphs load level by level; an Ensemble's member is decoded inside it
+        raise SpecError("spec", ["Ensembles nest deeper than Python's recursion limit allows to load (each "
+                                 "Ensemble's member is decoded inside it; a few hundred levels)"]) from None
     assert isinstance(spec, Block)
     return spec
 
@@ -151,7 +174,18 @@ def _decode(value: object, hint: Any, where: str, built: Mapping[int, Descriptor
 
 
 def to_yaml(spec: Descriptor) -> str:
-    """`to_dict(spec)` as YAML text."""
+    """`to_dict(spec)` as YAML text (block style; keys in a stable order, so equal specs give equal text).
+
+    Examples:
+        >>> print(ps.to_yaml(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16])), end="")
+        type: Dense
+        in_keys:
+        - obs
+        out_keys:
+        - h
+        hidden_units:
+        - 16
+    """
     stream = io.StringIO()
     # what yaml.dump does, minus its representer's recursion; text nested so deep that its innermost part is in
     # flow style keeps that part on one line (wrapping it would indent each line as deep as the part)
@@ -195,7 +229,14 @@ def _yaml_node(data: object, dumper: yaml.SafeDumper) -> yaml.Node:
 
 
 def from_yaml(source: str | Path) -> Block:
-    """The block described by YAML text (or a `Path` to a YAML file); loaded safely (no tags executed) and within
-    the bounds of `perceptspec._yaml.load_yaml` (size, depth, aliases)."""
+    """The block described by YAML text, or by the YAML file a `Path` names (the inverse of `to_yaml`).
+
+    Loaded safely (no tags executed, nothing imported) and within the bounds of `perceptspec._yaml.load_yaml`
+    (size, depth, aliases), so an untrusted file cannot run code or exhaust memory.
+
+    Examples:
+        >>> ps.from_yaml("type: Flatten\\nin_keys: x\\nout_keys: y\\nnum_flatten_dims: 2")
+        Flatten(in_keys='x', out_keys='y', num_flatten_dims=2)
+    """
     text = source.read_text() if isinstance(source, Path) else source
     return from_dict(load_yaml(text, "YAML"))

@@ -13,7 +13,7 @@ from perceptspec._fold import rules as _rules  # noqa: F401  (registers every ki
 from perceptspec._fold._program import Eqn, Program, lower
 from perceptspec._core import Shape
 from perceptspec._fold._rules import Mismatch, shape_rules
-from perceptspec._spec import Block
+from perceptspec._spec import Block, Ensemble
 
 ShapeItems = tuple[tuple[str, Shape], ...]
 
@@ -37,9 +37,23 @@ class Trace:
 
 
 def infer_shapes(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
-    """The shape (without batch dims) of every key of `spec`, inputs included; nested keys as 'graph.key'.
+    """The shape of every key of `spec`, inputs included, from the spec alone (no tensor is created).
 
-    Raises `ShapeError` naming the block, the key, what it expected and what it got.
+    Arguments:
+        spec: a block or a Graph.
+        in_shapes: the shape of each input key, without batch dims (Maze's convention): `{"obs": (4,)}`.
+
+    Returns:
+        {key: shape} for the inputs and every block output; keys inside nested graphs read 'graph.key'.
+
+    Raises:
+        ShapeError: a block cannot take its input shape (names the block, its kind, the key, expected and got),
+            or `in_shapes` lacks an input or has one the spec does not read.
+
+    Examples:
+        >>> block = ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16, 32])
+        >>> ps.infer_shapes(block, {"obs": (4,)})
+        {'obs': (4,), 'h': (32,)}
     """
     return dict(trace(spec, in_shapes).shapes)
 
@@ -62,6 +76,8 @@ def _trace(spec: Block, in_shapes: ShapeItems) -> Trace:
         except Mismatch as m:
             key = eqn.ins[m.index] if m.index is not None else None
             raise ShapeError(str(m), block=eqn.path, block_type=eqn.kind, key=key) from None
+        except ShapeError as e:  # from the members of a combinator (Ensemble): the path goes on inside the block
+            raise ShapeError(e.detail, block=f"{eqn.path}.{e.block}", block_type=e.block_type, key=e.key) from None
         if len(eqn.outs) == 1:  # the common case, without building a zip
             env[eqn.outs[0]] = outs[0]
         else:
@@ -93,8 +109,12 @@ def _checked_in_shapes(program: Program, in_shapes: Mapping[str, Sequence[int]])
 
 
 def _reader(program: Program, key: str) -> dict[str, str]:
-    """The first block reading input `key`, to name in errors about its shape."""
+    """The first block reading input `key`, to name in errors about its shape (inside an ensemble's member, by its
+    path through the ensemble, as shape errors there name blocks)."""
     eqn = next(e for e in program.eqns if key in e.ins)
+    if isinstance(eqn.block, Ensemble):
+        inner = _reader(lower(eqn.block.spec), eqn.block.in_keys[eqn.ins.index(key)])
+        return {"block": f"{eqn.path}.{inner['block']}", "block_type": inner["block_type"]}
     return {"block": eqn.path, "block_type": eqn.kind}
 
 

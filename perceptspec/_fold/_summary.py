@@ -1,7 +1,8 @@
 """The summary fold: a torchinfo-like table of blocks with their keys, shapes and parameter counts.
 
 One row per block (nested graphs get a row of their own, with the subtotal of their blocks in parentheses, and
-their blocks indented below it), then the totals and the memory the inputs, the block outputs and the parameters
+their blocks indented below it; an ensemble's member blocks are listed below it the same way, `×K` in their
+label), then the totals and the memory the inputs, the block outputs and the parameters
 take per sample in float32. Everything comes from the shape fold: no tensor is created.
 """
 
@@ -16,7 +17,7 @@ from perceptspec._fold._program import Eqn, Program
 from perceptspec._core import Shape
 from perceptspec._fold._rules import label_rules
 from perceptspec._fold._shapes import trace
-from perceptspec._spec import Block
+from perceptspec._spec import Block, Ensemble
 
 HEADER = ("Block", "Layer", "Inputs", "Outputs", "Param #", "Share")
 RIGHT = {4, 5}  # right-aligned columns
@@ -30,8 +31,15 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
         spec: a block or a Graph.
         in_shapes: the shape of each input key, without the batch dims.
 
-    Returns the table: one row per block (path, layer, input keys and shapes, output keys and shapes, parameters
-    and their share of the total), a row per nested graph with its subtotal in parentheses, then the totals.
+    Returns:
+        The table: one row per block (path, layer, input keys and shapes, output keys and shapes, parameters
+        and their share of the total), a row per nested graph with its subtotal in parentheses, then the
+        totals and the memory per sample (float32).
+
+    Examples:
+        >>> table = ps.summary(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]), {"obs": (4,)})
+        >>> table.splitlines()[3]
+        'h      Dense 4→16 relu  obs (4,)  h (16,)       80  100.0%'
     """
     t = trace(spec, in_shapes)
     program = t.program
@@ -52,6 +60,7 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
         label = clipped(label_rules.lookup(type(eqn.block))(eqn.block, t.ins(eqn)))
         rows.append(("  " * (len(parts) - 1) + eqn.path, label, _cell(eqn.ins, t.shapes), _cell(eqn.outs, t.shapes),
                      f"{params[eqn.path]:,}", share_text(params[eqn.path] / total) if total else "-"))
+        rows += _member_rows(eqn, t.ins(eqn), len(parts), 1, total)
     widths = [max(len(r[i]) for r in (HEADER, *rows)) for i in range(len(HEADER))]
 
     def line(row: Sequence[str]) -> str:
@@ -72,6 +81,25 @@ def summary(spec: Block, in_shapes: Mapping[str, Sequence[int]]) -> str:
         f"Parameter memory (float32): {byte_text(FLOAT32 * total)}",
         "=" * width,
     ])
+
+
+def _member_rows(eqn: Eqn, ins: tuple[Shape, ...], depth: int, copies: int, total: int) -> list[tuple[str, ...]]:
+    """Below an Ensemble's row, a row per block of its member (nested ensembles too): `×K` before the label, the
+    member's own keys and shapes, and the parameters of all K copies in parentheses (they are in the ensemble's)."""
+    block = eqn.block
+    if not isinstance(block, Ensemble):
+        return []
+    copies *= block.size
+    inner = trace(block.spec, dict(zip(block.in_keys, ins)))
+    params = block_parameters(inner)
+    rows: list[tuple[str, ...]] = []
+    for e in inner.program.eqns:
+        label = clipped(f"×{copies} {label_rules.lookup(type(e.block))(e.block, inner.ins(e))}")
+        n = copies * params[e.path]
+        rows.append(("  " * depth + f"{eqn.path}.{e.path}", label, _cell(e.ins, inner.shapes),
+                     _cell(e.outs, inner.shapes), f"({n:,})", f"({share_text(n / total)})" if total else "-"))
+        rows += _member_rows(e._replace(path=f"{eqn.path}.{e.path}"), inner.ins(e), depth + 1, copies, total)
+    return rows
 
 
 def _graphs_around(path: str) -> list[str]:

@@ -46,15 +46,24 @@ class SelfAttentionSeq(Block):
     mask (..., N, N) (True: query i may attend to key j). out_keys: the output (..., N, E), then optionally the
     attention weights averaged over heads (..., N, N). E must be divisible by `num_heads`. `dropout` (on the
     attention weights) acts in training mode only.
+
+    Examples:
+        >>> block = ps.SelfAttentionSeq(in_keys="seq", out_keys="attended", num_heads=2)
+        >>> ps.infer_shapes(block, {"seq": (10, 16)})["attended"]
+        (10, 16)
     """
 
     n_inputs: ClassVar[int | None] = None
     n_outputs: ClassVar[int | None] = None
 
     num_heads: int
+    """Attention heads; the embedding dim E must be divisible by it."""
     dropout: float | None = None
+    """Dropout on the attention weights, training mode only; None: none."""
     add_input_to_output: bool = True
+    """Add the input to the attention output (a residual)."""
     bias: bool = True
+    """Biases in the projections, as nn.MultiheadAttention's `bias`."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features", "mask")[:len(self.in_keys)]
@@ -78,20 +87,34 @@ class MultiHeadAttention(Block):
     in_keys the 4th is the attention mask, or the key padding mask if `use_key_padding_mask`; with 5 they are
     attention mask, key padding mask. out_keys: the output (..., L, E), then optionally the attention weights
     averaged over heads (..., L, S + add_bias_kv + add_zero_attn). `kdim` / `vdim` None mean E, as in torch.
+
+    Examples:
+        >>> block = ps.MultiHeadAttention(in_keys=["q", "k", "v"], out_keys="out", num_heads=2)
+        >>> ps.infer_shapes(block, {"q": (4, 16), "k": (10, 16), "v": (10, 16)})["out"]
+        (4, 16)
     """
 
     n_inputs: ClassVar[int | None] = None
     n_outputs: ClassVar[int | None] = None
 
     num_heads: int
+    """Attention heads; the query's E must be divisible by it."""
     dropout: float | None = None
+    """Dropout on the attention weights, training mode only; None: none."""
     add_input_to_output: bool = True
+    """Add the query to the attention output (a residual)."""
     bias: bool = True
+    """Biases in the projections."""
     add_bias_kv: bool = False
+    """nn.MultiheadAttention's `add_bias_kv`."""
     add_zero_attn: bool = False
+    """nn.MultiheadAttention's `add_zero_attn`."""
     kdim: int | None = None
+    """Features of the key; None: E."""
     vdim: int | None = None
+    """Features of the value; None: E."""
     use_key_padding_mask: bool = False
+    """A 4th in_key is a key padding mask, not an attention mask."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features",) * 3 + ("mask",) * (len(self.in_keys) - 3)
@@ -127,15 +150,24 @@ class SelfAttentionConv(Block):
     1x1 convolution to C; attention = softmax(query . key) (not scaled), with `dropout` in training mode.
     in_keys: the input (..., C, H, W), then optionally a mask (..., H*W, H*W) (True: position i may attend to j).
     out_keys: the output (..., C, H, W), then optionally the attention map (..., H*W, H*W).
+
+    Examples:
+        >>> block = ps.SelfAttentionConv(in_keys="maps", out_keys="attended", embed_dim=4)
+        >>> ps.infer_shapes(block, {"maps": (8, 5, 5)})["attended"]
+        (8, 5, 5)
     """
 
     n_inputs: ClassVar[int | None] = None
     n_outputs: ClassVar[int | None] = None
 
     embed_dim: int
+    """Channels of the query and key 1x1 convolutions."""
     dropout: float | None = None
+    """Dropout on the attention map, training mode only; None: none."""
     add_input_to_output: bool = True
+    """Add gamma * attention output to the input (SAGAN's residual)."""
     bias: bool = True
+    """Biases in the 1x1 convolutions."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features", "mask")[:len(self.in_keys)]

@@ -17,6 +17,10 @@ class Block(Descriptor):
 
     `in_keys` / `out_keys` name the tensors the block reads and writes; a single `str` is accepted. `init` is the
     weight initialiser; `None` inherits the enclosing Graph's (and finally PyTorch's default).
+
+    Examples:
+        >>> isinstance(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), ps.Block)
+        True
     """
 
     _abstract: ClassVar[bool] = True
@@ -25,8 +29,12 @@ class Block(Descriptor):
     n_outputs: ClassVar[int | None] = 1
 
     in_keys: Sequence[str]
+    """Keys of the tensors the block reads (one str is accepted); Maze's `in_keys`."""
     out_keys: Sequence[str]
+    """Keys of the tensors the block writes (one str is accepted); Maze's `out_keys`."""
     init: Initializer | None = None
+    """Initialiser of the block's weights (`NormC`, `Orthogonal`, ...); None inherits the enclosing Graph's,
+    and finally PyTorch's default. Maze sets it per model, after building (`apply(make_module_init_normc)`)."""
 
     def input_roles(self) -> tuple[str, ...]:
         """What each input is: 'features' (floats of the parameters' dtype) or 'mask' (bool, or 0/1 floats).

@@ -48,13 +48,21 @@ class VGGConv(Block):
     followed by BatchNorm2d (if `use_batch_norm`) and `non_lin`, then a 2x2 max-pool (stride 2, rounding down).
 
     (..., C, H, W) -> (..., hidden_channels[-1], H // 2**n, W // 2**n) for n stages.
+
+    Examples:
+        >>> block = ps.VGGConv(in_keys="screen", out_keys="maps", hidden_channels=[8, 16])
+        >>> ps.infer_shapes(block, {"screen": (3, 32, 32)})["maps"]
+        (16, 8, 8)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin}
 
     hidden_channels: Sequence[int]
+    """Output channels of each stage (two 3x3 convolutions and a 2x2 max-pool)."""
     non_lin: str = "relu"
+    """Activation after every convolution."""
     use_batch_norm: bool = False
+    """BatchNorm2d after every convolution, before `non_lin`."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -66,14 +74,23 @@ class VGGConvDense(Block):
     """Maze's VGGConvolutionDenseBlock: VGGConv, the last three dims flattened, then Dense(`hidden_units`).
 
     (..., C, H, W) -> (..., hidden_units[-1]); with no `hidden_units`, the flattened conv features.
+
+    Examples:
+        >>> block = ps.VGGConvDense(in_keys="screen", out_keys="h", hidden_channels=[8], hidden_units=[32])
+        >>> ps.infer_shapes(block, {"screen": (3, 16, 16)})["h"]
+        (32,)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin}
 
     hidden_channels: Sequence[int]
+    """Output channels of each VGG stage."""
     hidden_units: Sequence[int]
+    """Units of the Dense layers after flattening; empty: no Dense layer."""
     non_lin: str = "relu"
+    """Activation after every convolution and Linear layer."""
     use_batch_norm_conv: bool = False
+    """BatchNorm2d after every convolution."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -86,13 +103,21 @@ class VGGConvGAP(Block):
     """Maze's VGGConvolutionGAPBlock: VGGConv, then global average pooling over height and width.
 
     (..., C, H, W) -> (..., hidden_channels[-1]).
+
+    Examples:
+        >>> block = ps.VGGConvGAP(in_keys="screen", out_keys="h", hidden_channels=[8, 16])
+        >>> ps.infer_shapes(block, {"screen": (3, 32, 32)})["h"]
+        (16,)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin}
 
     hidden_channels: Sequence[int]
+    """Output channels of each VGG stage."""
     non_lin: str = "relu"
+    """Activation after every convolution."""
     use_batch_norm_conv: bool = False  # Maze's name here (VGGConv's own field is use_batch_norm)
+    """BatchNorm2d after every convolution (Maze's name here; VGGConv's own field is `use_batch_norm`)."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -104,13 +129,21 @@ class FlattenDense(Block):
     """Maze's FlattenDenseBlock: the last `num_flatten_dims` dims flattened into one, then Dense(`hidden_units`).
 
     (..., d1, ..., dn) -> (..., hidden_units[-1]) for n = num_flatten_dims.
+
+    Examples:
+        >>> block = ps.FlattenDense(in_keys="grid", out_keys="h", num_flatten_dims=2, hidden_units=[32])
+        >>> ps.infer_shapes(block, {"grid": (4, 8)})["h"]
+        (32,)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin}
 
     num_flatten_dims: int
+    """How many trailing dims are flattened into one."""
     hidden_units: Sequence[int]
+    """Output units of each Linear layer."""
     non_lin: str = "relu"
+    """Activation after every Linear layer."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -129,15 +162,25 @@ class StridedConvFields(Block):
     _abstract: ClassVar[bool] = True
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lin": canonical_non_lin,
                                                                    "padding_mode": _padding_mode}
+    _choices: ClassVar[Mapping[str, Sequence[str]]] = {"padding_mode": PADDING_MODES}
 
     hidden_channels: Sequence[int]
+    """Output channels of each convolution."""
     hidden_kernels: PerLayer
+    """Kernel size of each layer: an int, or a tuple of one size per spatial dim."""
     non_lin: str = "relu"
+    """Activation after every layer."""
     convolution_dimension: int = 2
+    """Spatial dims: 1, 2 or 3 (Conv1d, Conv2d, Conv3d)."""
     hidden_strides: PerLayer | None = None
+    """Stride of each layer (int or per-dim tuple); None: 1 for every layer."""
     hidden_dilations: PerLayer | None = None
+    """Dilation of each layer (int or per-dim tuple); None: 1 for every layer."""
     hidden_padding: PerLayer | None = None
+    """Zero padding of each layer (int or per-dim tuple); None: 0 for every layer, as Maze's releases since
+    0.1.0."""
     padding_mode: str = "zeros"
+    """torch's padding mode (Maze's None means 'zeros')."""
 
     def conv_layers(self) -> tuple[ConvLayer, ...]:
         """Every layer's settings, with Maze's defaults for None (stride 1, dilation 1, padding 0) and ints
@@ -197,6 +240,12 @@ class StridedConv(StridedConvFields):
     Per-layer lists take an int or a tuple per layer; None means Maze's default (stride 1, dilation 1, padding 0).
     A 2-D padding entry of four values, (left, right, top, bottom), pads with zeros before the convolution, as
     Maze's ZeroPad2d layers do (padding_mode 'zeros').
+
+    Examples:
+        >>> block = ps.StridedConv(in_keys="screen", out_keys="maps", hidden_channels=[16, 32],
+        ...                        hidden_kernels=[8, 4], hidden_strides=[4, 2])
+        >>> ps.infer_shapes(block, {"screen": (3, 84, 84)})["maps"]
+        (32, 9, 9)
     """
 
 
@@ -206,9 +255,16 @@ class StridedConvDense(StridedConvFields):
     Dense(`hidden_units`).
 
     (..., C, *spatial) -> (..., hidden_units[-1]); with no `hidden_units`, the flattened conv features.
+
+    Examples:
+        >>> block = ps.StridedConvDense(in_keys="screen", out_keys="h", hidden_channels=[16, 32],
+        ...                             hidden_kernels=[8, 4], hidden_strides=[4, 2], hidden_units=[64])
+        >>> ps.infer_shapes(block, {"screen": (3, 84, 84)})["h"]
+        (64,)
     """
 
     hidden_units: Sequence[int]
+    """Units of the Dense layers after flattening; empty: no Dense layer."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()

@@ -21,6 +21,7 @@ from pyrsistent import PMap, pmap
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from perceptspec._errors import SpecError
+from perceptspec._spec._field_doc import FieldDocs
 
 
 #: what a refused value reads as in an error: whole, but deep nests cut ('[[[...]]]'), so the message of a value
@@ -68,9 +69,13 @@ class Descriptor:
     _abstract: ClassVar[bool] = True
     #: per-field converters applied after structural normalisation (e.g. Maze's "torch.nn.ReLU" -> "relu")
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    #: the valid values of fields that take one of a few names (shown in the docs; `_value_problems` checks them)
+    _choices: ClassVar[Mapping[str, Sequence[str]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # help() and the API reference list the fields, generated from the dataclass (see _field_doc)
+        cls.__doc__ = FieldDocs(cls.__dict__.get("__doc__"))  # type: ignore[assignment]
         if cls.__dict__.get("_abstract", False):
             return
         if cls.__name__ in _kinds:

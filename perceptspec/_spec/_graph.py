@@ -20,12 +20,22 @@ class Graph(Block):
     `blocks` maps block names to blocks (a sequence is accepted; each block is then named after its first out key).
     `in_keys` are the keys that no block produces; `out_keys` are what the graph returns. `init` is the default
     initialiser of every block inside that does not set its own.
+
+    Examples:
+        >>> net = ps.Graph({
+        ...     "body": ps.Dense(in_keys="obs", out_keys="h", hidden_units=[16]),
+        ...     "head": ps.LinearOutput(in_keys="h", out_keys="action", output_units=2),
+        ... }, out_keys="action", init=ps.NormC(1.0))
+        >>> net.in_keys, ps.count_parameters(net, {"obs": (4,)})
+        (('obs',), 114)
     """
 
     n_inputs = None
     n_outputs = None
 
     blocks: Mapping[str, Block]
+    """Block name -> block (a list is accepted, each block named after its first out key); Maze's
+    `perception_blocks`."""
     in_keys: Sequence[str] = dataclasses.field(init=False)
 
     def __init__(self, blocks: Mapping[str, Block] | Sequence[Block], out_keys: str | Sequence[str], *,

@@ -14,7 +14,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 from perceptspec._spec._block import Block
 from perceptspec._spec._descriptor import descriptor
-from perceptspec._spec._non_lin import canonical_non_lin
+from perceptspec._spec._field_doc import document_choices
+from perceptspec._spec._non_lin import NON_LINEARITIES, canonical_non_lin
 
 __all__ = ["GraphAttention", "GraphConv"]
 
@@ -24,6 +25,9 @@ T = TypeVar("T")
 def _canonical_non_lins(value: object) -> object:
     """Maze's 'torch.nn.ReLU' style names, one per layer or one for all, to the short names."""
     return tuple(canonical_non_lin(v) for v in value) if isinstance(value, tuple) else value
+
+
+document_choices(_canonical_non_lins, NON_LINEARITIES)
 
 
 def per_layer(value: T | Sequence[T], n_layers: int) -> tuple[T, ...]:
@@ -55,17 +59,28 @@ class GraphConv(Block):
     isolated node with s = 0) gets Â rows and columns of 0, so its output is non_lin(b), not NaN. Without
     `preprocess_adj` the adjacency is taken as already normalised and used as it is (the self-importance then
     has no effect; a trainable one is still a parameter, as in Maze). `bias` and `non_lins` are per layer.
+
+    Examples:
+        >>> block = ps.GraphConv(in_keys=["nodes", "adjacency"], out_keys="h", hidden_features=[16])
+        >>> ps.infer_shapes(block, {"nodes": (6, 3), "adjacency": (6, 6)})["h"]
+        (6, 16)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lins": _canonical_non_lins}
     n_inputs: ClassVar[int | None] = 2
 
     hidden_features: Sequence[int]
+    """Output features of each layer."""
     bias: bool | Sequence[bool] = True
+    """A bias per layer, or one flag for all."""
     non_lins: Sequence[str] = ("relu",)
+    """Activation of each layer, or one for all."""
     node_self_importance: float = 1.0
+    """Weight s of the self-loops added to the adjacency."""
     trainable_node_self_importance: bool = False
+    """Learn s (a parameter starting at `node_self_importance`)."""
     preprocess_adj: bool = True
+    """Normalise A + sI as D^-1/2 (A + sI) D^-1/2 on every call."""
 
     def input_roles(self) -> tuple[str, ...]:
         # a raw adjacency may be bool (Maze adds the float identity to it); a normalised one is weights
@@ -100,17 +115,29 @@ class GraphAttention(Block):
     concatenated, except in the last layer if `avg_last_head_attentions` (then averaged), then `non_lins`.
     out_keys: (..., N, hidden_features[-1]), times n_heads[-1] unless the last heads are averaged. `non_lins`,
     `n_heads`, `attention_alpha` and `attention_dropout` are per layer.
+
+    Examples:
+        >>> block = ps.GraphAttention(in_keys=["nodes", "adjacency"], out_keys="h", hidden_features=[8],
+        ...                           n_heads=2)
+        >>> ps.infer_shapes(block, {"nodes": (6, 3), "adjacency": (6, 6)})["h"]
+        (6, 8)
     """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"non_lins": _canonical_non_lins}
     n_inputs: ClassVar[int | None] = 2
 
     hidden_features: Sequence[int]
+    """Features per head of each layer."""
     non_lins: Sequence[str] = ("relu",)
+    """Activation of each layer, or one for all."""
     n_heads: int | Sequence[int] = 8
+    """Heads of each layer, or one count for all."""
     attention_alpha: float | Sequence[float] = 0.2
+    """Negative slope of the LeakyReLU in the scores, per layer or one for all."""
     avg_last_head_attentions: bool = True
+    """Average the last layer's heads instead of concatenating them."""
     attention_dropout: float | Sequence[float] = 0.0
+    """Dropout on the attention weights (training mode), per layer or one."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features", "mask")

@@ -9,6 +9,8 @@ shape or hold parameters are refused with what to write instead.
 
 from __future__ import annotations
 
+from perceptspec._spec._field_doc import document_choices
+
 __all__ = ["NON_LINEARITIES"]
 
 #: short name -> torch.nn class name
@@ -20,6 +22,7 @@ TORCH_CLASSES = {
     "tanhshrink": "Tanhshrink", "identity": "Identity",
 }
 NON_LINEARITIES = tuple(TORCH_CLASSES)
+"""Every `non_lin` name a block takes (Maze's 'torch.nn.ReLU' spellings are normalised to these)."""
 
 #: any spelling, lower-cased without '_' -> the short name
 _ALIASES = {**{n.replace("_", ""): n for n in TORCH_CLASSES}, **{c.lower(): n for n, c in TORCH_CLASSES.items()}}
@@ -52,3 +55,6 @@ def canonical_non_lin(name: object) -> object:
     if key not in _ALIASES:
         raise ValueError(f"expected one of {', '.join(NON_LINEARITIES)} (or Maze's 'torch.nn.ReLU' style)")
     return _ALIASES[key]
+
+
+document_choices(canonical_non_lin, NON_LINEARITIES)

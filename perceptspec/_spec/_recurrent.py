@@ -32,9 +32,13 @@ class Recurrent(Block):
     gates: ClassVar[int]
 
     hidden_size: int
+    """Features of each layer's hidden state."""
     num_layers: int = 1
+    """Stacked recurrent layers (Maze requires it; 1 here by default, as torch)."""
     bidirectional: bool = False
+    """Each layer runs both ways and concatenates: the output has 2 * hidden_size features."""
     non_lin: str = "relu"
+    """Activation after the final time-distributed Linear(out_units, out_units)."""
 
     @property
     def out_units(self) -> int:
@@ -43,10 +47,15 @@ class Recurrent(Block):
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
-        if self.hidden_size <= 0:
-            yield f"field 'hidden_size': expected a positive int, got {self.hidden_size}"
-        if self.num_layers <= 0:
-            yield f"field 'num_layers': expected a positive int, got {self.num_layers}"
+        yield from size_problems(self.hidden_size, self.num_layers)
+
+
+def size_problems(hidden_size: int, num_layers: int) -> Iterator[str]:
+    """The problems of a recurrent block's sizes (here and in the stateful blocks)."""
+    if hidden_size <= 0:
+        yield f"field 'hidden_size': expected a positive int, got {hidden_size}"
+    if num_layers <= 0:
+        yield f"field 'num_layers': expected a positive int, got {num_layers}"
 
 
 @descriptor
@@ -54,6 +63,11 @@ class LSTM(Recurrent):
     """A batch-first LSTM, then a time-distributed Linear(out_units, out_units) and `non_lin`, as Maze's LSTMBlock.
 
     (..., time, features) -> (..., time, out_units); extra leading dims are run as more sequences.
+
+    Examples:
+        >>> block = ps.LSTM(in_keys="seq", out_keys="h", hidden_size=32)
+        >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
+        (10, 32)
     """
 
     cell: ClassVar[str] = "lstm"
@@ -66,6 +80,11 @@ class LSTMLastStep(Recurrent):
 
     (..., time, features) -> (..., out_units). Bidirectional: the backward half at the last step has seen only
     that step, as in Maze.
+
+    Examples:
+        >>> block = ps.LSTMLastStep(in_keys="seq", out_keys="h", hidden_size=32, bidirectional=True)
+        >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
+        (64,)
     """
 
     cell: ClassVar[str] = "lstm"
@@ -74,7 +93,13 @@ class LSTMLastStep(Recurrent):
 
 @descriptor
 class GRU(Recurrent):
-    """The LSTM block with a GRU cell: (..., time, features) -> (..., time, out_units)."""
+    """The LSTM block with a GRU cell: (..., time, features) -> (..., time, out_units).
+
+    Examples:
+        >>> block = ps.GRU(in_keys="seq", out_keys="h", hidden_size=32)
+        >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
+        (10, 32)
+    """
 
     cell: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
@@ -82,7 +107,13 @@ class GRU(Recurrent):
 
 @descriptor
 class GRULastStep(Recurrent):
-    """The GRU block keeping only the last time step: (..., time, features) -> (..., out_units)."""
+    """The GRU block keeping only the last time step: (..., time, features) -> (..., out_units).
+
+    Examples:
+        >>> block = ps.GRULastStep(in_keys="seq", out_keys="h", hidden_size=32)
+        >>> ps.infer_shapes(block, {"seq": (10, 8)})["h"]
+        (32,)
+    """
 
     cell: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3

@@ -29,6 +29,7 @@ __all__ = ["ActionMasking", "Concat", "Correlation", "Flatten", "Functional", "G
            "register_function"]
 
 POOLING_FUNCTIONS = ("mean", "sum", "max")
+"""The `pooling_func` names `MaskedGlobalPooling` takes."""
 
 
 def dim_problem(field: str, dim: int) -> str | None:
@@ -58,9 +59,15 @@ class Flatten(Block):
     """Flattens the last `num_flatten_dims` feature dims into one, as Maze's FlattenBlock.
 
     (..., d1, ..., dn) -> (..., d1 * ... * dn) with n = num_flatten_dims.
+
+    Examples:
+        >>> block = ps.Flatten(in_keys="screen", out_keys="flat", num_flatten_dims=3)
+        >>> ps.infer_shapes(block, {"screen": (3, 8, 8)})["flat"]
+        (192,)
     """
 
     num_flatten_dims: int
+    """How many trailing dims are flattened into one."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -74,11 +81,17 @@ class Concat(Block):
     template composer concatenates whatever modalities there are, possibly one).
 
     All inputs have the same rank and equal sizes in every other dim. Negative dims count from the end.
+
+    Examples:
+        >>> block = ps.Concat(in_keys=["a", "b"], out_keys="ab")
+        >>> ps.infer_shapes(block, {"a": (4,), "b": (6,)})["ab"]
+        (10,)
     """
 
     n_inputs: ClassVar[int | None] = None
 
     concat_dim: int = -1
+    """The dim to concatenate along (Maze's dims: -1 the last feature dim, 1 the first)."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -91,10 +104,17 @@ class Slice(Block):
     """Selects index `slice_idx` of dim `slice_dim` and removes that dim, as Maze's SliceBlock.
 
     E.g. the last step of a sequence: (..., T, F) -> (..., F) with slice_dim=-2, slice_idx=-1.
+
+    Examples:
+        >>> block = ps.Slice(in_keys="seq", out_keys="last", slice_dim=-2, slice_idx=-1)
+        >>> ps.infer_shapes(block, {"seq": (5, 16)})["last"]
+        (16,)
     """
 
     slice_dim: int
+    """The dim to select from (Maze's dims: -1 the last feature dim, 1 the first)."""
     slice_idx: int
+    """The index to keep; negative counts from the end."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -105,12 +125,20 @@ class Slice(Block):
 @descriptor
 class MultiIndexSlicing(Block):
     """Selects the indices `select_idxs` (one int or several, repeats allowed) of dim `select_dim`, keeping the
-    dim, as Maze's MultiIndexSlicingBlock: like `x[..., [a, b]]`. Negative indices count from the end."""
+    dim, as Maze's MultiIndexSlicingBlock: like `x[..., [a, b]]`. Negative indices count from the end.
+
+    Examples:
+        >>> block = ps.MultiIndexSlicing(in_keys="x", out_keys="y", select_dim=-1, select_idxs=[0, 2])
+        >>> ps.infer_shapes(block, {"x": (4,)})["y"]
+        (2,)
+    """
 
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"select_idxs": _int_or_ints}
 
     select_dim: int
+    """The dim to select from (Maze's dims)."""
     select_idxs: int | Sequence[int]
+    """The indices to keep, in order (one int or several; repeats allowed)."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -123,11 +151,18 @@ class MultiIndexSlicing(Block):
 @descriptor
 class RepeatToMatch(Block):
     """Repeats the first input along dim `repeat_at_idx` (where its size is 1) to the second input's size there,
-    as Maze's RepeatToMatchBlock. The output has the first input's shape otherwise; the second only lends a size."""
+    as Maze's RepeatToMatchBlock. The output has the first input's shape otherwise; the second only lends a size.
+
+    Examples:
+        >>> block = ps.RepeatToMatch(in_keys=["x", "like"], out_keys="y", repeat_at_idx=-2)
+        >>> ps.infer_shapes(block, {"x": (1, 8), "like": (5, 3)})["y"]
+        (5, 8)
+    """
 
     n_inputs: ClassVar[int | None] = 2
 
     repeat_at_idx: int
+    """The dim (size 1 in the first input) repeated to the second input's size."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()
@@ -137,7 +172,13 @@ class RepeatToMatch(Block):
 
 @descriptor
 class GlobalAveragePooling(Block):
-    """The mean over the last two dims, as Maze's GlobalAveragePoolingBlock: (..., C, H, W) -> (..., C)."""
+    """The mean over the last two dims, as Maze's GlobalAveragePoolingBlock: (..., C, H, W) -> (..., C).
+
+    Examples:
+        >>> block = ps.GlobalAveragePooling(in_keys="maps", out_keys="pooled")
+        >>> ps.infer_shapes(block, {"maps": (16, 8, 8)})["pooled"]
+        (16,)
+    """
 
 
 @descriptor
@@ -149,13 +190,22 @@ class MaskedGlobalPooling(Block):
     values (..., N, F) and mask (..., N): masked-out entries are ignored (mean divides by the number of kept
     entries). Where every pooled entry is masked out the result is 0 (Maze's gives NaN for 'mean', 0/0, and
     float32's lowest value for 'max'; every other row is the same).
+
+    Examples:
+        >>> block = ps.MaskedGlobalPooling(in_keys=["items", "mask"], out_keys="pooled",
+        ...                                pooling_func="mean", pooling_dim=-2)
+        >>> ps.infer_shapes(block, {"items": (10, 4), "mask": (10,)})["pooled"]
+        (4,)
     """
 
     n_inputs: ClassVar[int | None] = None
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"pooling_dim": _int_or_ints}
+    _choices: ClassVar[Mapping[str, Sequence[str]]] = {"pooling_func": POOLING_FUNCTIONS}
 
     pooling_func: str
+    """How the kept entries are pooled."""
     pooling_dim: int | Sequence[int]
+    """The dim or dims pooled over and removed (Maze's dims)."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features", "mask")[:len(self.in_keys)]
@@ -183,11 +233,17 @@ class Correlation(Block):
     Both inputs have the same last dim. Walking the dims from the first, where the sizes differ and neither is 1,
     a size-1 dim is inserted into the input of lower rank (the second on a tie) to broadcast: keys (N, F) and
     queries (M, F) give (N, M, F), or (N, M) reduced.
+
+    Examples:
+        >>> block = ps.Correlation(in_keys=["a", "b"], out_keys="c", reduce=True)
+        >>> ps.infer_shapes(block, {"a": (5, 8), "b": (5, 8)})["c"]
+        (5,)
     """
 
     n_inputs: ClassVar[int | None] = 2
 
     reduce: bool
+    """Sum the product over the last dim (removing it)."""
 
 
 @descriptor
@@ -198,13 +254,20 @@ class ActionMasking(Block):
     One actor: logits (..., A) and mask (..., A) of the same shape -> one output. `num_actors` > 1: logits
     (..., num_actors * n) and mask (..., num_actors, n) with n = `num_of_actor_actions` (None: the mask's last dim)
     -> one output (..., n) per actor, so one out key per actor.
+
+    Examples:
+        >>> block = ps.ActionMasking(in_keys=["logits", "mask"], out_keys="masked")
+        >>> ps.infer_shapes(block, {"logits": (4,), "mask": (4,)})["masked"]
+        (4,)
     """
 
     n_inputs: ClassVar[int | None] = 2
     n_outputs: ClassVar[int | None] = None
 
     num_actors: int = 1
+    """How many actors' logits the block masks (Maze's `num_actors`)."""
     num_of_actor_actions: int | None = None
+    """Actions per actor; None: the logits' last dim."""
 
     def input_roles(self) -> tuple[str, ...]:
         return ("features", "mask")
@@ -251,13 +314,23 @@ def _is_callable(value: object) -> bool:
 def register_function(name: str, shape_fn: ShapeFunction, tensor_fn: Callable[..., Any] | None = None) -> None:
     """Make `name` usable as `Functional(func=name)`.
 
-    shape_fn: pure, `(*in_shapes) -> out_shape` (a tuple of ints without batch dims; a sequence of them for
-        several outputs); raise ValueError for shapes it cannot take. Shape folds call only this: no torch needed.
-    tensor_fn: `(*tensors) -> tensor(s)`, working on the trailing dims (inputs may have any leading batch dims);
-        needed to materialize. Import-time registration keeps a spec loadable wherever its module is imported.
+    Names are global and permanent (shape folds are memoised): registering the same name again is allowed
+    only with the same functions.
 
-    Names are global and permanent (shape folds are memoised): registering the same name again is allowed only
-    with the same functions.
+    Arguments:
+        name: the name specs hold.
+        shape_fn: pure, `(*in_shapes) -> out_shape` (a tuple of ints without batch dims; a sequence of them
+            for several outputs); raise ValueError for shapes it cannot take. Shape folds call only this: no
+            torch needed.
+        tensor_fn: `(*tensors) -> tensor(s)`, working on the trailing dims (inputs may have any leading batch
+            dims); needed to materialize. Import-time registration keeps a spec loadable wherever its module
+            is imported.
+
+    Examples:
+        >>> ps.register_function("double_last", lambda shape: (*shape[:-1], 2 * shape[-1]),
+        ...                      lambda x: x.repeat_interleave(2, dim=-1))
+        >>> ps.infer_shapes(ps.Functional(in_keys="x", out_keys="y", func="double_last"), {"x": (3,)})["y"]
+        (6,)
     """
     problems = []
     if not isinstance(name, str) or not name or name != name.strip():
@@ -308,6 +381,11 @@ class Functional(Block):
     'softmax_last' / 'log_softmax_last' (over the last dim), 'add' / 'mul' (two inputs of equal rank, broadcast
     where a size is 1), 'support_to_scalar' (params `support_range: [low, high]`: (..., high - low + 1) logits ->
     (...), the softmax-weighted sum of the integers low..high, as Maze's categorical value heads compute).
+
+    Examples:
+        >>> block = ps.Functional(in_keys="x", out_keys="p", func="softmax_last")
+        >>> ps.infer_shapes(block, {"x": (4,)})["p"]
+        (4,)
     """
 
     n_inputs: ClassVar[int | None] = None
@@ -315,7 +393,9 @@ class Functional(Block):
     _converters: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"params": frozen_plain}
 
     func: str
+    """Name of a function registered with `register_function` (e.g. 'identity', 'softmax_last')."""
     params: Mapping[str, object] = pmap()
+    """Keyword arguments of the function (plain values), e.g. {'support_range': [-10, 10]}."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()

@@ -66,6 +66,12 @@ class TorchModel(Block):
 
     The module keeps its own initialisation unless this block's own `init` is set (a Graph's `init` does not reach
     inside); `init` then re-initialises every Linear and Conv layer in it. Counting parameters needs torch.
+
+    Examples:
+        >>> block = ps.TorchModel(in_keys="x", out_keys="y", module_factory="torch.nn.Identity",
+        ...                       out_shapes=[[4]])
+        >>> ps.infer_shapes(block, {"x": (4,)})["y"]  # declared out_shapes: no torch import
+        (4,)
     """
 
     n_inputs = None
@@ -75,11 +81,17 @@ class TorchModel(Block):
                                                                  "out_num_dims": _int_to_ints}
 
     module_factory: str
+    """Import path of the class or function that returns the module ('pkg.mod:Factory')."""
     kwargs: Mapping[str, object] = pmap()
+    """The factory's keyword arguments (plain values)."""
     out_shapes: Sequence[Sequence[int]] | None = None
+    """One shape per out key, per sample; None: inferred on the meta device (needs torch)."""
     dict_inputs: bool = False
+    """Call `forward({in_key: tensor})` (Maze's convention) instead of `forward(*tensors)`."""
     in_num_dims: int | Sequence[int] | None = None
+    """Maze's rank of each input, batch dim included; None: the module sees whole shapes."""
     out_num_dims: int | Sequence[int] | None = None
+    """Maze's rank of each output, batch dim included."""
 
     def _value_problems(self) -> Iterator[str]:
         yield from super()._value_problems()

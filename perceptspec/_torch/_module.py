@@ -21,7 +21,7 @@ from torch import nn
 from perceptspec._torch import blocks as _blocks  # noqa: F401  (registers every kind's build rule)
 from perceptspec._core import Shape
 from perceptspec._errors import SpecError
-from perceptspec._fold._program import input_roles
+from perceptspec._fold._program import index_limits, input_roles
 from perceptspec._fold._shapes import Trace, trace
 from perceptspec._recursion import recursion_room
 from perceptspec._spec import Block
@@ -35,6 +35,9 @@ from perceptspec._torch._signature import check_inputs, named_inputs
 from perceptspec._torch._tables import torch_builders
 from perceptspec._torch._under_compile import run_as_frame_boundary
 from perceptspec._torch._walk import every_key
+
+if TYPE_CHECKING:
+    from perceptspec._torch._transfer import TransferReport
 
 CHECK_MODES = ("always", "first", "off")
 
@@ -91,11 +94,20 @@ class SpecModule(nn.Module):
     Parameters live in `blocks`, one submodule per block, nested like the spec's graphs, so `state_dict` keys read
     `blocks.<block>.<layer>.weight`. The forward itself is generated once per materialization (see `code`); it
     calls every block module as torch would (hooks, parametrizations and replaced modules are honoured).
+    Attributes: `spec`, `in_shapes`, `seed`, `code` (the generated forward's source), `check`, `check_finite`.
+
+    Examples:
+        >>> import torch
+        >>> module = ps.materialize(ps.Dense(in_keys="obs", out_keys="h", hidden_units=[8]), {"obs": (4,)}, seed=0)
+        >>> isinstance(module, ps.SpecModule), sorted(module.state_dict())
+        (True, ['blocks.h.0.bias', 'blocks.h.0.weight'])
     """
 
     code: str
     #: the seed the weights were drawn with (`materialize(..., seed=)`); None: torch's global RNG, or assembled
     seed: int | None = None
+    #: what `ps.transfer` reused, reinitialised and dropped, on a module it built (None otherwise)
+    transfer_report: TransferReport | None = None
 
     if TYPE_CHECKING:
         def __call__(self, inputs: Mapping[str, torch.Tensor] | None = None, /,
@@ -112,6 +124,9 @@ class SpecModule(nn.Module):
         self.blocks = blocks
         roles = input_roles(t.program)
         self.signature: tuple[tuple[str, Shape, str], ...] = tuple((k, s, roles[k]) for k, s in self.in_shapes.items())
+        #: the bounds of each index input (OneHot, Embedding), checked with the signature
+        self.index_limits: tuple[tuple[str, tuple[int | tuple[int, ...], ...]], ...] = tuple(
+            index_limits(t.program).items())
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         with torch_room(spec):

@@ -50,10 +50,10 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
             x = inputs.get(key)
             if not isinstance(x, torch.Tensor):
                 break
-            if dtype is not None and ((x.dtype != dtype and (role != "mask" or x.dtype != torch.bool))
-                                      or x.device != device):
+            if dtype is not None and (x.device != device or (
+                    x.dtype != dtype if role == "features" else not dtype_fits(role, x, dtype))):
                 break
-            if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
+            if dtype is None and not (x.is_floating_point() if role == "features" else dtype_fits(role, x, None)):
                 break
             size = x.shape  # read once: each `x.shape` builds a new torch.Size
             lead = len(size) - len(shape)
@@ -64,15 +64,50 @@ def check_inputs(module: SpecModule, inputs: object) -> None:
             elif size[:lead] != batch:
                 break
         else:
+            if module.index_limits and index_problem(module.index_limits, inputs) is not None:
+                diagnose_outside_graph(signature, dtype, device, inputs, extra_ok, module.index_limits)
             if module._check_pending:  # nn.Module.__setattr__ costs ~1 µs: check='always' pays it only once
                 module._check_pending = False
             return
-    diagnose_outside_graph(signature, dtype, device, inputs, extra_ok)
+    diagnose_outside_graph(signature, dtype, device, inputs, extra_ok, module.index_limits)
     module._check_pending = False  # nothing was wrong after all (e.g. a dict subclass)
 
 
+IndexLimits = tuple[tuple[str, tuple[int | tuple[int, ...], ...]], ...]
+
+
+def dtype_fits(role: str, x: torch.Tensor, dtype: torch.dtype | None) -> bool:
+    """Whether `x`'s dtype suits an input of `role` when the module's parameters have `dtype` (None: no parameters,
+    any floating dtype): features need that dtype, a mask also takes bool, indices an integer dtype, numbers any
+    real dtype."""
+    if role == "index":
+        return not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+    if role == "number":
+        return not x.is_complex()
+    fits = x.is_floating_point() if dtype is None else x.dtype == dtype
+    return fits or (role == "mask" and x.dtype == torch.bool)
+
+
+_DTYPE_TEXT = {"index": "an integer dtype (indices)", "number": "a real dtype (bool, integer or floating)"}
+
+
+def index_problem(limits: IndexLimits, inputs: Mapping[str, torch.Tensor]) -> tuple[str, str, str] | None:
+    """(key, expected, got) for the first index input with an index out of its bounds, else None."""
+    for key, bounds in limits:
+        x = inputs[key]
+        if not x.numel():
+            continue
+        for bound in bounds:
+            too_high = x >= bound if isinstance(bound, int) else x >= torch.tensor(bound, device=x.device)
+            if bool((x < 0).any()) or bool(too_high.any()):
+                where = f"[0, {bound})" if isinstance(bound, int) else \
+                    f"[0, n) with n = {list(bound)} for the entries of the last dim"
+                return key, f"indices in {where}", f"indices from {int(x.min())} to {int(x.max())}"
+    return None
+
+
 def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype | None, device: torch.device | None,
-             inputs: object, allow_extra_keys: bool = False) -> None:
+             inputs: object, allow_extra_keys: bool = False, index_limits: IndexLimits = ()) -> None:
     """Raise the `SignatureError` that says what is wrong with `inputs`."""
     expected_keys = [k for k, _, _ in signature]
     if not isinstance(inputs, Mapping):
@@ -96,12 +131,11 @@ def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype |
     first: tuple[str, torch.Size] | None = None
     for key, shape, role in signature:
         x: torch.Tensor = inputs[key]
-        if dtype is not None and x.dtype != dtype and (role != "mask" or x.dtype != torch.bool):
+        if not dtype_fits(role, x, dtype):
             mask = " or torch.bool (a mask)" if role == "mask" else ""
-            raise SignatureError(key, f"dtype {dtype} (the module's parameters'){mask}", f"dtype {x.dtype}")
-        if dtype is None and not x.is_floating_point() and (role != "mask" or x.dtype != torch.bool):
-            mask = " or torch.bool (a mask)" if role == "mask" else ""
-            raise SignatureError(key, f"a floating-point dtype{mask}", f"dtype {x.dtype}")
+            expected = _DTYPE_TEXT.get(role) or (f"dtype {dtype} (the module's parameters'){mask}" if dtype is not None
+                                                 else f"a floating-point dtype{mask}")
+            raise SignatureError(key, expected, f"dtype {x.dtype}")
         if device is not None and x.device != device:
             raise SignatureError(key, f"a tensor on {device} (the module's device)", f"a tensor on {x.device}")
         lead = x.dim() - len(shape)
@@ -113,6 +147,9 @@ def diagnose(signature: tuple[tuple[str, Shape, str], ...], dtype: torch.dtype |
         elif x.shape[:lead] != first[1]:
             raise SignatureError(key, f"leading batch dims {tuple(first[1])} like input '{first[0]}'",
                                  f"{tuple(x.shape[:lead])} (shape {tuple(x.shape)})")
+    problem = index_problem(index_limits, inputs)
+    if problem is not None:
+        raise SignatureError(*problem)
 
 
 #: what a failed fast check calls: plain Python even inside compiled code (typeguard cannot be traced)

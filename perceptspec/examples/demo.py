@@ -36,12 +36,6 @@ def as_tensors(obs: Any, space: gym.Space[Any]) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in items}
 
 
-def as_env_action(actions: dict[str, torch.Tensor], space: gym.Space[Any]) -> Any:
-    if isinstance(space, gym.spaces.Dict):
-        return {k: actions[k].numpy().astype(space[k].dtype) for k in space.spaces}
-    return actions["action"].numpy().astype(space.dtype)
-
-
 def rollout(env: gym.Env[Any, Any], models: ps.Models, steps: int, seed: int = 0) -> tuple[float, int, float]:
     """Sample actions for up to `steps` steps (one episode at most); (return, steps, mean value estimate)."""
     obs, _ = env.reset(seed=seed)
@@ -53,7 +47,7 @@ def rollout(env: gym.Env[Any, Any], models: ps.Models, steps: int, seed: int = 0
         logits = {k: out[k] for k in models.action_logits_shapes[0]}
         actions = ps.distributions.action_distribution(logits, env.action_space).sample()
         values.append(float(out["value"].squeeze()))
-        obs, reward, terminated, truncated, _ = env.step(as_env_action(actions, env.action_space))
+        obs, reward, terminated, truncated, _ = env.step(ps.distributions.env_action(actions, env.action_space))
         total += float(reward)
         if terminated or truncated:
             break

@@ -36,12 +36,27 @@ def _as_spec(spec: SpecLike, where: str) -> Block:
 
 def policy_from_spec(obs_shapes: Mapping[str, Sequence[int]], action_logits_shapes: Mapping[str, Sequence[int]],
                      spec: SpecLike) -> Block:
-    """Composer policy target returning a fixed spec; the composer checks its heads against the action space."""
+    """Composer policy target returning a fixed spec; the composer checks its heads against the action space.
+
+    Examples:
+        >>> from perceptspec.integrations import policy_from_spec
+        >>> policy = ps.Graph([ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16]),
+        ...                    ps.LinearOutput(in_keys="h", out_keys="action", output_units=2)], out_keys="action")
+        >>> policy_from_spec({"observation": (4,)}, {"action": (2,)}, spec=policy) == policy
+        True
+    """
     return _as_spec(spec, "policy_from_spec")
 
 
 def critic_from_spec(obs_shapes: Mapping[str, Sequence[int]], spec: SpecLike) -> Block:
-    """Composer critic target returning a fixed spec; the composer checks that it outputs 'value' of shape (1,)."""
+    """Composer critic target returning a fixed spec; the composer checks that it outputs 'value' of shape (1,).
+
+    Examples:
+        >>> from perceptspec.integrations import critic_from_spec
+        >>> critic = ps.LinearOutput(in_keys="observation", out_keys="value", output_units=1)
+        >>> critic_from_spec({"observation": (4,)}, spec=ps.to_dict(critic)) == critic
+        True
+    """
     return _as_spec(spec, "critic_from_spec")
 
 
@@ -54,6 +69,14 @@ def spec_config(policy: SpecLike, critic: SpecLike | None = None, *, seed: int |
         actions (a shared embedding). None: no critic.
     seed: the composer's seed (same seed, same weights, in any process).
     policy_section: further keys of the 'policy' section, e.g. `init=...` or `action_head_bias={'action': [...]}`.
+
+    Examples:
+        >>> from perceptspec.integrations import spec_config
+        >>> policy = ps.Graph([ps.Dense(in_keys="observation", out_keys="h", hidden_units=[16]),
+        ...                    ps.LinearOutput(in_keys="h", out_keys="action", output_units=2)], out_keys="action")
+        >>> config = spec_config(policy, seed=0)
+        >>> config["policy"]["networks"][0]["_target_"]
+        'perceptspec.integrations.policy_from_spec'
     """
     config: dict[str, Any] = {"policy": {"networks": [{"_target_": f"{__name__}.policy_from_spec", "spec": policy}],
                                          **policy_section}}

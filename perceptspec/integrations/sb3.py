@@ -13,18 +13,27 @@ computed once. The weights are the composer's own (its initialisers, head biases
 re-initialisation is not applied, and SB3's MLP extractor, action net, log-std parameter and value net are not
 built.
 
-Observations are preprocessed by SB3 itself (`preprocess_obs`), as for its own policies, and the networks are
-composed for the shapes that come out of it: a Box stays a float tensor of its shape (uint8 images are divided by
-255 when `normalize_images`), a MultiBinary becomes a float tensor of its shape, a Discrete(n) becomes a one-hot
-vector (n,), and a MultiDiscrete(nvec) the concatenation of one one-hot vector per entry (sum(nvec),). A plain
-space is the input key 'observation', a Dict space gives one input key per entry.
+Observations are converted by the composed networks themselves, as `ps.compose` converts them for any env
+(`perceptspec._observations`, docs/spaces.md): spec blocks one-hot encode a Discrete(n) (n,) and a
+MultiDiscrete(nvec) (sum(nvec),), scale uint8 images to [0, 1] (not when `normalize_images=False`) and make them
+channel-first, turn MultiBinary into floats; the network functions are given the shapes after conversion, as SB3's
+`preprocess_obs` would make them. So the modules read the observations as the env gives them; the policy only
+reshapes what SB3's buffers hold (a Discrete as (1,)) and casts what they store as float32 back (indices to int64).
+A plain space is the input key 'observation', a Dict space gives one input key per entry.
 
-Actions: SB3's action spaces are single, so the policy has one head, 'action'. Its logits feed SB3's own
-distributions, so SB3's algorithms see exactly the log-probs, entropies, samples and modes they expect: Discrete ->
-CategoricalDistribution, MultiBinary -> BernoulliDistribution, MultiDiscrete -> MultiCategoricalDistribution,
-Box -> DiagGaussianDistribution with the head's state-dependent log standard deviations (the second half of the
-logits, as in `perceptspec.distributions`; the action is the flattened Box). These agree with
-`perceptspec.distributions.action_distribution` on the same logits. gSDE (`use_sde=True`) is not supported.
+Actions: where SB3 has the distribution, the 'action' head's logits feed SB3's own, so SB3's algorithms see exactly
+the log-probs, entropies, samples and modes they expect: Discrete -> CategoricalDistribution, MultiBinary ->
+BernoulliDistribution, MultiDiscrete -> MultiCategoricalDistribution, Box -> DiagGaussianDistribution with the
+head's log standard deviations (the second half of the logits, state-dependent or a `StateIndependentLogStd`
+parameter; the action is the flattened Box). These agree with `perceptspec.distributions.action_distribution` on the
+same logits. Any other choice (a squashed Gaussian, a Beta, a log-std clamp, a class of yours) runs
+`perceptspec.distributions` behind SB3's `Distribution` interface (`SpecDistribution`).
+
+SB3's on-policy algorithms take only Box, Discrete, MultiDiscrete and MultiBinary(n) actions. Wrap an env with Tuple,
+(nested) Dict or multi-dimensional MultiBinary actions in `FlatActionWrapper`: SB3 sees one flat Box
+(`FlatActionSpace`: each action's entries in turn, a Discrete as its index), the policy composes one head per action
+of the original space (`perceptspec.spaces` names them) and the wrapper hands the env its structured action. gSDE
+(`use_sde=True`) is not supported.
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3.common.distributions import (
     BernoulliDistribution,
@@ -44,18 +52,20 @@ from stable_baselines3.common.distributions import (
     MultiCategoricalDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from perceptspec import spaces
 from perceptspec._composer import VALUE_KEY, Models, compose
 from perceptspec._config import load_config
 from perceptspec._errors import SpecError
+from perceptspec._observations import OBSERVATION, flat_values, module_inputs, preprocessing
+from perceptspec.templates import DEFAULT_CONFIG
+from perceptspec.integrations.sb3_actions import FlatActionSpace, FlatActionWrapper, SpecDistribution
 
-__all__ = ["ACTION", "OBSERVATION", "SpecActorCriticPolicy", "network_inputs", "network_observation_space"]
+__all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "SpecActorCriticPolicy", "SpecDistribution",
+           "network_inputs", "with_image_scaling"]
 
 ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
-OBSERVATION = "observation"  # the input key of a plain observation space
 
 #: the perceptspec distribution each SB3 distribution class matches (same logits layout and semantics)
 _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
@@ -64,74 +74,84 @@ _SB3_DISTRIBUTIONS: dict[type[Distribution], str] = {
 }
 
 
-def network_observation_space(space: gym.Space[Any]) -> gym.Space[Any]:
-    """The space of what SB3's `preprocess_obs` hands the networks: Discrete and MultiDiscrete become one-hot
-    Boxes; Box and MultiBinary keep their shapes; a Dict maps its entries."""
-    if isinstance(space, gym.spaces.Dict):
-        return gym.spaces.Dict({k: network_observation_space(v) for k, v in space.spaces.items()})
-    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
-        return space
-    if isinstance(space, gym.spaces.Discrete):
-        return gym.spaces.Box(0.0, 1.0, (int(space.n),), np.float32)
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return gym.spaces.Box(0.0, 1.0, (int(space.nvec.sum()),), np.float32)
-    raise SpecError("SpecActorCriticPolicy", [f"unsupported observation space {space!r}: SB3 policies take Box, "
-                                              f"Discrete, MultiDiscrete, MultiBinary or a Dict of these"])
+def with_image_scaling(config: Mapping[str, Any], normalize_images: bool) -> dict[str, Any]:
+    """`config` with SB3's `normalize_images` as its `observations.normalize_images`, unless it sets that itself."""
+    observations = dict(config.get("observations") or {})
+    observations.setdefault("normalize_images", normalize_images)
+    return {**config, "observations": observations}
 
 
-def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any], normalize_images: bool,
-                   shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    """SB3's preprocessing of `obs` (one-hot, float, image scaling), keyed as the networks read it, each input
-    reshaped to (batch, *its shape in `shapes`)."""
-    x = preprocess_obs(obs, observation_space, normalize_images=normalize_images)
-    named = x if isinstance(x, dict) else {OBSERVATION: x}
-    return {k: v.reshape(v.shape[0], *shapes[k]) for k, v in named.items()}
+def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any]) -> dict[str, torch.Tensor]:
+    """SB3's observations (a tensor, or a dict of tensors, with one batch dim) keyed and shaped as the composed
+    modules read them: each reshaped to (batch, *the raw shape of its entry), indices cast to int64 and float
+    features to float32 (SB3's rollout buffers store every observation as float32)."""
+    named = obs if isinstance(obs, dict) else {OBSERVATION: obs}
+    return module_inputs(preprocessing([observation_space]), flat_values(observation_space, named)
+                         if isinstance(observation_space, gym.spaces.Dict) else named)
+
+
+def _sb3_has(choice: spaces.DistributionChoice | None, sb3_distribution: type[Distribution]) -> bool:
+    """Whether SB3's own distribution for the space is `choice` (same kind, no option SB3 lacks)."""
+    return choice is not None and _SB3_DISTRIBUTIONS.get(sb3_distribution) == choice.name \
+        and all(value is None for value in choice.options.values())
 
 
 class SpecActorCriticPolicy(ActorCriticPolicy):
     """An SB3 actor-critic policy (PPO, A2C) whose networks come from a perceptspec composer config.
 
     config: what `ps.compose` takes: a mapping or a YAML path with a 'policy' section and a critic of kind
-        'state' or 'shared_state'. The policy's head must be 'action'. A path is read once, here: the loaded
-        mapping is what `model.save` stores.
+        'state' or 'shared_state', or None (the default) for perceptspec's default networks, SB3's own layout and
+        initialisation (`perceptspec.templates.DEFAULT_CONFIG`). The policy's head must be 'action'. A path is read
+        once, here: the loaded mapping is what `model.save` stores.
     allow: modules the config's `_target_`s and TorchModel factories may import, as `ps.compose`'s `allow`.
     normalize_images, optimizer_class, optimizer_kwargs: as for SB3's ActorCriticPolicy (the optimizer defaults to
         Adam with eps=1e-5, as SB3's).
 
     Attributes: `models` (the composer's `Models`: specs, in_shapes, policy, critic) and `actor_critic` (the one
     module computing logits and value; it holds every parameter).
+
+    Examples:
+        >>> from stable_baselines3 import PPO
+        >>> from perceptspec.integrations.sb3 import SpecActorCriticPolicy
+        >>> model = PPO(SpecActorCriticPolicy, "CartPole-v1", n_steps=64,
+        ...             policy_kwargs={"config": "perceptspec/examples/cartpole.yaml"})
+        >>> sorted(model.policy.models.specs)
+        ['critic', 'policy']
     """
 
     models: Models
     actor_critic: torch.nn.Module
 
     def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any], lr_schedule: Schedule,
-                 config: Mapping[str, Any] | str | Path, *, use_sde: bool = False, normalize_images: bool = True,
+                 config: Mapping[str, Any] | str | Path | None = None, *, use_sde: bool = False,
+                 normalize_images: bool = True,
                  optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, allow: Sequence[str] = ()) -> None:
         if use_sde:
             raise SpecError("SpecActorCriticPolicy", ["use_sde=True (gSDE) is not supported: the spec's 'action' head "
                                                       "gives the Gaussian's means and log standard deviations"])
         self.allow = tuple(allow)
-        self.config = dict(load_config(config))
+        self.config = dict(load_config(DEFAULT_CONFIG if config is None else config))
         # ActorCriticPolicy.__init__ sets up spaces, the distribution and the optimizer settings, then calls
-        # self._build, which composes the networks below instead of SB3's MLP extractor.
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
-                         use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
-                         optimizer_kwargs=optimizer_kwargs)
+        # self._build, which composes the networks below instead of SB3's MLP extractor. Called by name: the
+        # recurrent subclass (sb3_recurrent) must skip RecurrentActorCriticPolicy.__init__'s own LSTMs.
+        ActorCriticPolicy.__init__(self, observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
+                                   use_sde=False, normalize_images=normalize_images, optimizer_class=optimizer_class,
+                                   optimizer_kwargs=optimizer_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        models = compose(self.config, network_observation_space(self.observation_space), self.action_space,
+        structure = self.action_space.structure if isinstance(self.action_space, FlatActionSpace) \
+            else self.action_space
+        models = compose(with_image_scaling(self.config, self.normalize_images), self.observation_space, structure,
                          allow=self.allow)
         if models.critic_kind == "none":
             raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
                                                       "(critic.kind 'state' or 'shared_state')"])
         overrides = self.config.get("distribution_overrides") or {}
-        name = spaces.distribution_names(self.action_space, overrides).get(ACTION)
-        if name is None or _SB3_DISTRIBUTIONS.get(type(self.action_dist)) != name:
-            raise SpecError("SpecActorCriticPolicy", [
-                f"action distribution {name!r} has no SB3 counterpart for {self.action_space!r} (SB3 uses "
-                f"{type(self.action_dist).__name__})"])
+        choices = spaces.distribution_choices(structure, overrides)
+        if not (structure is self.action_space and _sb3_has(choices.get(ACTION), type(self.action_dist))):
+            # perceptspec's distributions behind SB3's interface, over the flat actions SB3 keeps
+            self.action_dist = SpecDistribution(structure, overrides)
         self.models = models
         self.actor_critic = models.actor_critic
         critic_inputs = models.in_shapes.get("critic")
@@ -148,15 +168,16 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
         return data
 
     def network_inputs(self, obs: PyTorchObs) -> dict[str, torch.Tensor]:
-        """SB3's preprocessing (one-hot, float, image scaling), keyed as the networks read it, one batch dim.
+        """The observations as the composed modules read them (`network_inputs`), one batch dim."""
+        return network_inputs(obs, self.observation_space)
 
-        SB3's buffers keep a Discrete observation as shape (1,), which one-hot encodes to (batch, 1, n): each input
-        is reshaped to (batch, *shape the networks were composed for), as SB3's own extractors flatten it.
-        """
-        return network_inputs(obs, self.observation_space, self.normalize_images, self.models.obs_shapes[0])
-
-    def distribution(self, logits: torch.Tensor) -> Distribution:
-        """SB3's distribution for the 'action' head's logits (batch, *logits shape)."""
+    def distribution(self, logits: torch.Tensor | Mapping[str, torch.Tensor]) -> Distribution:
+        """The action distribution for the policy's outputs (or the 'action' head's logits (batch, *logits shape)):
+        SB3's own where it has the distribution, else `SpecDistribution`."""
+        if isinstance(self.action_dist, SpecDistribution):
+            return self.action_dist.proba_distribution(logits if isinstance(logits, Mapping) else {ACTION: logits})
+        if isinstance(logits, Mapping):
+            logits = logits[ACTION]
         batch = logits.shape[:1]
         if isinstance(self.action_dist, DiagGaussianDistribution):
             mean, log_std = logits.chunk(2, dim=-1)
@@ -169,7 +190,7 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                                                                                 torch.Tensor]:
         """Actions, values and log-probs of the actions, from one actor-critic forward."""
         out = self.actor_critic(self.network_inputs(obs))
-        distribution = self.distribution(out[ACTION])
+        distribution = self.distribution(out)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         # gymnasium types a space's shape as optional; every SB3 action space has one (SB3's forward ignores this too)
@@ -180,12 +201,12 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
                                                                                  torch.Tensor | None]:
         """Values, log-probs of `actions` and entropies, from one actor-critic forward."""
         out = self.actor_critic(self.network_inputs(obs))
-        distribution = self.distribution(out[ACTION])
+        distribution = self.distribution(out)
         return out[VALUE_KEY].reshape(-1, 1), distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         """The action distribution; runs the policy network only."""
-        return self.distribution(self.models.policy(self.network_inputs(obs))[ACTION])
+        return self.distribution(self.models.policy(self.network_inputs(obs)))
 
     def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
         """The values; runs the critic alone unless it reads the policy's shared embedding."""

@@ -16,12 +16,14 @@ def _dense_shape_rule(block: Dense, ins: tuple[Shape, ...]) -> tuple[Shape, ...]
 
 @param_rules.register(Dense)
 def _dense_param_rule(block: Dense, ins: tuple[Shape, ...]) -> int:
-    return linear_params((ins[0][-1], *block.hidden_units))
+    norms = 2 * sum(block.hidden_units) if block.layer_norm else 0  # a LayerNorm's scale and shift per unit
+    return linear_params((ins[0][-1], *block.hidden_units)) + norms
 
 
 @label_rules.register(Dense)
 def _dense_label_rule(block: Dense, ins: tuple[Shape, ...]) -> str:
-    return f"Dense {arrow((ins[0][-1], *block.hidden_units))} {block.non_lin}"
+    norm = " layer_norm" if block.layer_norm else ""
+    return f"Dense {arrow((ins[0][-1], *block.hidden_units))}{norm} {block.non_lin}"
 
 
 @shape_rules.register(LinearOutput)

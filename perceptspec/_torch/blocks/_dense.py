@@ -14,7 +14,8 @@ from perceptspec._torch._tables import torch_builders
 
 
 class DenseModule(nn.Sequential):
-    """Dense: `nn.Linear` and non-linearity layers in turn (state_dict keys `0.weight`, `2.weight`, ... as Maze's).
+    """Dense: `nn.Linear` and non-linearity layers in turn (state_dict keys `0.weight`, `2.weight`, ... as Maze's),
+    with an `nn.LayerNorm` between them when the block asks for it (`0.weight`, `1.weight`, `3.weight`, ...).
 
     Its forward is `nn.Sequential`'s, with each layer reached through `call` (see `perceptspec._torch._call`).
     """
@@ -36,7 +37,8 @@ def _dense_build_rule(block: Dense, ins: tuple[Shape, ...], init: Initializer,
     layers: list[nn.Module] = []
     n_in = ins[0][-1]
     for units in block.hidden_units:
-        layers += [linear(n_in, units, init, generator), NON_LIN_MODULES[block.non_lin]()]
+        norm = [nn.LayerNorm(units)] if block.layer_norm else []
+        layers += [linear(n_in, units, init, generator), *norm, NON_LIN_MODULES[block.non_lin]()]
         n_in = units
     return DenseModule(*layers)
 

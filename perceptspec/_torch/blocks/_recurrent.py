@@ -95,24 +95,40 @@ def unrolled(step: StepRule) -> RunRule:
     return run
 
 
+#: one time step of each cell, for the unrolled recurrences (here and in the stateful blocks)
+STEP_RULES: dict[str, StepRule] = {"lstm": _lstm_step, "gru": _gru_step}
 _NATIVE: dict[str, RunRule] = {"lstm": _native_lstm, "gru": _native_gru}
-_UNROLLED: dict[str, RunRule] = {"lstm": unrolled(_lstm_step), "gru": unrolled(_gru_step)}
+_UNROLLED: dict[str, RunRule] = {cell: unrolled(step) for cell, step in STEP_RULES.items()}
 #: gates whose input bias starts at 1 under the non-default initialisers (LSTM gates are i, f, g, o)
 _UNIT_BIAS_GATES: dict[str, tuple[int, ...]] = {"lstm": (1,), "gru": ()}
 
 
-def weight_shapes(block: Recurrent, n_in: int) -> list[tuple[str, tuple[int, ...]]]:
+def weight_shapes(gates: int, hidden_size: int, num_layers: int, bidirectional: bool,
+                  n_in: int) -> list[tuple[str, tuple[int, ...]]]:
     """nn.LSTM's / nn.GRU's parameters in its `_flat_weights_names` order: per layer and direction W_ih, W_hh, b_ih,
     b_hh, each stacking the gates' rows."""
-    rows, hidden = block.gates * block.hidden_size, block.hidden_size
+    rows, hidden = gates * hidden_size, hidden_size
     shapes = []
-    for layer in range(block.num_layers):
-        layer_in = n_in if layer == 0 else block.out_units
-        for suffix in ("", "_reverse") if block.bidirectional else ("",):
+    for layer in range(num_layers):
+        layer_in = n_in if layer == 0 else hidden_size * (2 if bidirectional else 1)
+        for suffix in ("", "_reverse") if bidirectional else ("",):
             shapes += [(f"weight_ih_l{layer}{suffix}", (rows, layer_in)),
                        (f"weight_hh_l{layer}{suffix}", (rows, hidden)),
                        (f"bias_ih_l{layer}{suffix}", (rows,)), (f"bias_hh_l{layer}{suffix}", (rows,))]
     return shapes
+
+
+def flat_weights(rnn: nn.Module, names: list[str]) -> list[torch.Tensor]:
+    """The weights of `rnn` (the holder of nn.LSTM's / nn.GRU's parameters) in `names` order, read as its forward
+    would read them (parametrizations, tensors set in their place)."""
+    if intercepted(rnn):
+        raise TypeError("the recurrent block's 'rnn' holds nn.LSTM's / nn.GRU's weights and is never called, so a "
+                        "hook on it would never run: register the hook on the block's module instead")
+    try:  # every weight in `_parameters` (functional_call swaps them there): `param`'s fast path, in C
+        weights: list[Any] = list(map(rnn._parameters.__getitem__, names))
+    except KeyError:  # moved out by a parametrization or tensordict's `to_module`: read as the attribute
+        weights = [param(rnn, name) for name in names]
+    return weights
 
 
 class RecurrentModule(nn.Module):
@@ -131,7 +147,8 @@ class RecurrentModule(nn.Module):
         self.bidirectional = block.bidirectional
         self.last_step = last_step
         self.rnn = nn.Module()
-        for name, shape in weight_shapes(block, n_in):
+        for name, shape in weight_shapes(block.gates, block.hidden_size, block.num_layers, block.bidirectional,
+                                         n_in):
             self.rnn.register_parameter(name, nn.Parameter(torch.empty(shape)))  # the build rule fills them
         self.weight_names = list(self.rnn._parameters)
         self.dense = nn.Linear(block.out_units, block.out_units, device="meta")
@@ -148,16 +165,9 @@ class RecurrentModule(nn.Module):
         modules = self._modules  # what `self.rnn` etc. read, without nn.Module.__getattr__
         rnn, dense, non_lin = modules["rnn"], modules["dense"], modules["non_lin"]
         assert rnn is not None and dense is not None and non_lin is not None
-        if intercepted(rnn):
-            raise TypeError("the recurrent block's 'rnn' holds nn.LSTM's / nn.GRU's weights and is never called, so a "
-                            "hook on it would never run: register the hook on the block's module instead")
-        try:  # every weight in `_parameters` (functional_call swaps them there): `param`'s fast path, in C
-            weights: list[Any] = list(map(rnn._parameters.__getitem__, self.weight_names))
-        except KeyError:  # moved out by a parametrization or tensordict's `to_module`: read as the attribute
-            weights = [param(rnn, name) for name in self.weight_names]
         # (N, T, F) as it is: a reshaped view, even of the same shape, made the fused kernel slower at batch 1
         one_batch_dim = x.dim() == 3
-        y = self.run(x if one_batch_dim else x.reshape((-1,) + x.shape[-2:]), weights)
+        y = self.run(x if one_batch_dim else x.reshape((-1,) + x.shape[-2:]), flat_weights(rnn, self.weight_names))
         if self.last_step:
             y = y.select(1, -1)
         out = call_in_turn((dense, non_lin), y)
@@ -168,10 +178,10 @@ class RecurrentModule(nn.Module):
                 f"bidirectional={self.bidirectional}, last_step={self.last_step}")
 
 
-def initialise_recurrent(module: RecurrentModule, init: Initializer, generator: torch.Generator | None) -> None:
-    """Fill `module.rnn` as the module docstring says (torch's default, or Glorot / orthogonal / unit forget bias)."""
-    weights = [getattr(module.rnn, name) for name in module.weight_names]
-    hidden = module.hidden_size
+def initialise_recurrent(weights: list[torch.Tensor], hidden: int, cell: str, init: Initializer,
+                         generator: torch.Generator | None) -> None:
+    """Fill the weights of an nn.LSTM / nn.GRU (its parameter order) as the module docstring says (torch's default,
+    or Glorot / orthogonal / unit forget bias)."""
     with torch.no_grad():
         if isinstance(init, (TorchDefault, NormC)):
             bound = 1 / math.sqrt(hidden)
@@ -186,14 +196,15 @@ def initialise_recurrent(module: RecurrentModule, init: Initializer, generator: 
                 nn.init.orthogonal_(w_hh[rows], generator=generator)
             b_ih.zero_()
             b_hh.zero_()
-            for g in _UNIT_BIAS_GATES[module.cell]:
+            for g in _UNIT_BIAS_GATES[cell]:
                 b_ih[gate_rows[g]] = 1.0
 
 
 def _build(block: Recurrent, ins: Sequence[Shape], init: Initializer, generator: torch.Generator | None,
            last_step: bool) -> RecurrentModule:
     module = RecurrentModule(block, ins[0][-1], last_step)
-    initialise_recurrent(module, init, generator)
+    initialise_recurrent([getattr(module.rnn, name) for name in module.weight_names], module.hidden_size,
+                         module.cell, init, generator)
     initialise(init, module.dense.weight, module.dense.bias, generator)
     return module
 
