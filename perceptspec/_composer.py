@@ -303,6 +303,7 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
     """The `Models` of built networks: the actor-critic of each sub-step, names and shapes (compose, `ps.load`)."""
     actor_critics: dict[StepKey, nn.Module] = {}
     specs, in_shapes = _by_name(policies, critics)
+    states = network_states(specs)  # first: a state key shared by policy and critic would break the actor-critic
     for step in obs:
         critic = critics.get(SHARED_CRITIC if kind in SHARED_KINDS and len(obs) == 1 else step)
         if kind == "none":
@@ -311,7 +312,7 @@ def assemble_models(policies: Mapping[StepKey, Network], critics: Mapping[StepKe
             actor_critics[step] = _actor_critic(policies[step], critic,  # state inputs besides observations
                                                 {**obs[step], **policies[step].in_shapes, **critic.in_shapes})
     return Models({s: n.built for s, n in policies.items()}, {s: n.built for s, n in critics.items()},
-                  actor_critics, specs, in_shapes, obs, logits, kind, network_states(specs))
+                  actor_critics, specs, in_shapes, obs, logits, kind, states)
 
 
 def _by_name(policies: Mapping[StepKey, Network], critics: Mapping[StepKey, Network]

@@ -14,7 +14,8 @@ The perception net runs one block per mapped observation (named `<observation>_<
 unmapped observations are not read, and a warning is logged as Maze prints one), concatenates their outputs ('concat'), then
 the optional 'hidden' and 'recurrence' blocks; whichever comes last outputs 'latent'. Policy heads, the value head and
 Q heads are `LinearOutput`s on 'latent'. Weights start as Maze's template composer starts them: NormC(1.0) for the
-perception net, NormC(0.01) for the heads. `block_type` is a perceptspec block name ('Dense') or Maze's class path
+perception net (a recurrent cell keeps torch's default under NormC, as Maze leaves nn.LSTM), NormC(0.01) for the heads.
+`block_type` is a perceptspec block name ('Dense') or Maze's class path
 (`maze.perception.blocks.DenseBlock`), recognised by name, never imported.
 
 Shared embedding (`shared_embedding_keys`): the policy also outputs those keys of its perception net, and the state

@@ -80,7 +80,7 @@ class TestSummary:
         summary = run("summary", config, "--env", "CartPole-v1")
         assert summary.returncode == 0, summary.stderr
         assert "from the policy" not in summary.stdout and "StatefulLSTM 4→64, state (1, 64)" in summary.stdout
-        check = run("check", config, "--env", "CartPole-v1")
+        check = run("check", config, "--env", "CartPole-v1", "--forward")
         assert check.returncode == 0, check.stderr
         assert "gave action (1, 2), value (1, 1)" in check.stdout
 

@@ -100,9 +100,10 @@ class TestFolds:
         ps.Graph([ps.Concat(in_keys=["t", "u"], out_keys="c"), ps.Dense(in_keys="c", out_keys="v", hidden_units=[2])],
                  out_keys="v"),
         ps.Ensemble(ps.Dense(in_keys="t", out_keys="v", hidden_units=[2]), 2),
-    ], ids=["mlp", "conv_bn", "lstm", "concat_first", "nested"])
+        ps.Embedding(in_keys="i", out_keys="v", num_embeddings=5, embedding_dim=3),
+    ], ids=["mlp", "conv_bn", "lstm", "concat_first", "nested", "embedding"])
     def test_fold_equals_forward_and_members_equal_separate_modules(self, inner: ps.Block) -> None:
-        shapes = {k: {"observation": (4,), "s": (3, 8, 8), "t": (5, 3), "u": (5, 2)}[k] for k in inner.in_keys}
+        shapes = {k: {"observation": (4,), "s": (3, 8, 8), "t": (5, 3), "u": (5, 2), "i": (2,)}[k] for k in inner.in_keys}
         spec = ps.Graph({"e": ps.Ensemble(inner, 3)}, out_keys=list(inner.out_keys))
         module = check_block(spec, shapes).eval()
         members = members_by_hand(module, "e", inner, shapes)
@@ -182,3 +183,23 @@ class TestInterpreter:
             leaf = name.removeprefix("blocks.value.members.")
             for k, member in enumerate(members):
                 torch.testing.assert_close(p.grad[k], member.get_parameter(leaf).grad)  # type: ignore[index]
+
+
+class TestEveryMember:
+    """Regressions found by the property tests after the merges of issue #17's blocks."""
+
+    def test_an_op_without_a_batching_rule_in_training_mode_runs_member_by_member(self) -> None:
+        member = ps.StridedConvDense(in_keys="x", out_keys="y", hidden_channels=[2], hidden_kernels=[3],
+                                     non_lin="rrelu", convolution_dimension=1, hidden_units=[2])
+        module = ps.materialize(ps.Ensemble(member, size=2), {"x": (2, 8)}, seed=0)
+        for train in (True, False):
+            module.train(train)
+            assert module({"x": torch.randn(3, 2, 8)})["y"].shape == (3, 2, 2)
+
+    def test_members_without_tensors_are_one_function(self) -> None:
+        member = ps.Flatten(in_keys="x", out_keys="y", num_flatten_dims=2)
+        module = ps.materialize(ps.Ensemble(member, size=3), {"x": (2, 4)}, seed=0)
+        x = torch.randn(5, 2, 4)
+        y = module({"x": x})["y"]
+        assert y.shape == (5, 3, 8)
+        torch.testing.assert_close(y, x.reshape(5, 1, 8).expand(5, 3, 8))

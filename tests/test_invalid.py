@@ -687,6 +687,9 @@ def assert_fold_matches_forward_or_our_error(spec: ps.Block, in_shapes: Mapping[
     except ps.ShapeError as e:
         assert "returned shape" in message_of(e), e
         return
+    except ps.SignatureError as e:  # indices drawn below INDEX_BOUND, beyond a changed class count: refused, rightly
+        assert "expected indices in" in message_of(e), e
+        return
     for key, value in outputs.items():
         assert tuple(value.shape) == (2, *shapes[key]), (key, tuple(value.shape), shapes[key])
 

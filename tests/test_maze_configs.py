@@ -116,7 +116,45 @@ def two_steps_split() -> tuple[Spaces, Spaces]:
 def keys_by_step() -> tuple[Spaces, Spaces]:
     """Two sub-steps whose observation keys come out of order across them ('zeta' first, 'alpha' second)."""
     return ({0: gym.spaces.Dict({"zeta": _box(3)}), 1: gym.spaces.Dict({"alpha": _box(5)})},
-            {0: gym.spaces.Dict({"move": gym.spaces.Discrete(2)}), 1: gym.spaces.Dict({"pick": gym.spaces.Discrete(3)})})
+            {0: gym.spaces.Dict({"move": gym.spaces.Discrete(2)}),
+             1: gym.spaces.Dict({"pick": gym.spaces.Discrete(3)})})
+
+
+def cutting_steps() -> tuple[Spaces, Spaces]:
+    """The structured cutting-2D env of Maze's tutorial (part 6): select a piece of 10, then cut it."""
+    obs: Spaces = {0: gym.spaces.Dict({"inventory": gym.spaces.Box(0.0, 1.0, (10, 2), np.float32),
+                                       "inventory-flatten": gym.spaces.Box(0.0, 1.0, (20,), np.float32),
+                                       "ordered_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "inventory_mask": gym.spaces.Box(0.0, 1.0, (10,), np.float32)}),
+                   1: gym.spaces.Dict({"selected_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "ordered_piece": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+                                       "cutting_mask": gym.spaces.Box(0.0, 1.0, (2,), np.float32)})}
+    act: Spaces = {0: gym.spaces.Dict({"piece_idx": gym.spaces.Discrete(10)}),
+                   1: gym.spaces.Dict({"cut_rotation": gym.spaces.Discrete(2), "cut_order": gym.spaces.Discrete(2)})}
+    return obs, act
+
+
+def two_steps_discrete() -> tuple[Spaces, Spaces]:
+    """The two sub-steps with Discrete actions only (what Maze's Q critics give per-action values for)."""
+    obs, _ = two_steps()
+    return obs, {0: gym.spaces.Dict({"action_0_0": gym.spaces.Discrete(3)}),
+                 1: gym.spaces.Dict({"action_1_0": gym.spaces.Discrete(5), "action_1_1": gym.spaces.Discrete(2)})}
+
+
+def every_action_space() -> tuple[Spaces, Spaces]:
+    """One action of each kind Maze's default distribution mapper maps (categorical, Bernoulli, multi-categorical,
+    diagonal Gaussian)."""
+    return _one_step({"observation": _box(6)},
+                     {"move": gym.spaces.Discrete(4), "use": gym.spaces.MultiBinary(3),
+                      "pick": gym.spaces.MultiDiscrete([2, 5]), "force": _box(2)})
+
+
+def box_action(spaces: Callable[[], tuple[Spaces, Spaces]]) -> Callable[[], tuple[Spaces, Spaces]]:
+    """The same observations with one Box action (what Maze's shipped configs map to a squashed Gaussian)."""
+    def with_box() -> tuple[Spaces, Spaces]:
+        obs, _ = spaces()
+        return obs, {step: gym.spaces.Dict({"action": _box(2)}) for step in obs}
+    return with_box
 
 
 def masked() -> tuple[Spaces, Spaces]:
@@ -157,19 +195,91 @@ class PlainCritic(PlainPolicy):
         super().__init__(obs_shapes, {"value": (1,)}, hidden_layer_0, hidden_layer_1, use_bias)
 
 
+ps.register_function("maze_tutorial_unsqueeze", lambda shape: (1, *shape), lambda x: x.unsqueeze(-2))
+
+
+def selection_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_shapes: Mapping[str, tuple[int, ...]],
+                     non_lin: str, with_mask: bool) -> ps.Graph:
+    """The selection policy of Maze's cutting-2D tutorial (part 6): the inventory's pieces and the ordered piece
+    embedded alike (Dense 32, LinearOutput 7), one score per piece (their correlation), masked by the inventory
+    mask if asked."""
+    blocks: dict[str, ps.Block] = {
+        "inventory_feat": ps.Dense(in_keys="inventory", out_keys="inventory_feat", hidden_units=[32], non_lin=non_lin),
+        "inventory_embed": ps.LinearOutput(in_keys="inventory_feat", out_keys="inventory_embed", output_units=7,
+                                           init=ps.NormC(0.01)),
+        "order_unsqueezed": ps.Functional(in_keys="ordered_piece", out_keys="order_unsqueezed",
+                                          func="maze_tutorial_unsqueeze"),
+        "order_feat": ps.Dense(in_keys="order_unsqueezed", out_keys="order_feat", hidden_units=[32], non_lin=non_lin),
+        "order_embed": ps.LinearOutput(in_keys="order_feat", out_keys="order_embed", output_units=7,
+                                       init=ps.NormC(0.01)),
+    }
+    scores = "corr_score" if with_mask else "piece_idx"
+    blocks[scores] = ps.Correlation(in_keys=["inventory_embed", "order_embed"], out_keys=scores, reduce=True)
+    if with_mask:
+        blocks["piece_idx"] = ps.ActionMasking(in_keys=["corr_score", "inventory_mask"], out_keys="piece_idx")
+    return ps.Graph(blocks, out_keys="piece_idx", init=ps.NormC(1.0))
+
+
+def cutting_policy(obs_shapes: Mapping[str, tuple[int, ...]], action_logits_shapes: Mapping[str, tuple[int, ...]],
+                   non_lin: str, with_mask: bool) -> ps.Graph:
+    """The cutting policy of Maze's cutting-2D tutorial: selected and ordered piece through Dense 32 each,
+    concatenated, a rotation and an order head; the rotation masked by the cutting mask if asked."""
+    rotation = "cut_rotation_logits" if with_mask else "cut_rotation"
+    blocks: dict[str, ps.Block] = {
+        "selected_feat": ps.Dense(in_keys="selected_piece", out_keys="selected_feat", hidden_units=[32],
+                                  non_lin=non_lin),
+        "order_feat": ps.Dense(in_keys="ordered_piece", out_keys="order_feat", hidden_units=[32], non_lin=non_lin),
+        "latent": ps.Concat(in_keys=["selected_feat", "order_feat"], out_keys="latent"),
+        rotation: ps.LinearOutput(in_keys="latent", out_keys=rotation,
+                                  output_units=action_logits_shapes["cut_rotation"][0], init=ps.NormC(0.01)),
+    }
+    if with_mask:
+        blocks["cut_rotation"] = ps.ActionMasking(in_keys=[rotation, "cutting_mask"], out_keys="cut_rotation")
+    blocks["cut_order"] = ps.LinearOutput(in_keys="latent", out_keys="cut_order",
+                                          output_units=action_logits_shapes["cut_order"][0], init=ps.NormC(0.01))
+    return ps.Graph(blocks, out_keys=["cut_rotation", "cut_order"], init=ps.NormC(1.0))
+
+
+def pieces_value(non_lin: str, first: str, second: str) -> ps.Graph:
+    """The tutorial's value nets: two observations through Dense 32 each, concatenated, a value head."""
+    features = {key: f"{key.partition('_')[0].partition('-')[0]}_feat" for key in (first, second)}
+    blocks: dict[str, ps.Block] = {
+        feat: ps.Dense(in_keys=key, out_keys=feat, hidden_units=[32], non_lin=non_lin)
+        for key, feat in features.items()}
+    blocks["latent"] = ps.Concat(in_keys=list(features.values()), out_keys="latent")
+    blocks["value"] = ps.LinearOutput(in_keys="latent", out_keys="value", output_units=1, init=ps.NormC(0.01))
+    return ps.Graph(blocks, out_keys="value", init=ps.NormC(1.0))
+
+
+def selection_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
+    return pieces_value(non_lin, "inventory-flatten", "ordered_piece")
+
+
+def cutting_value(obs_shapes: Mapping[str, tuple[int, ...]], non_lin: str) -> ps.Graph:
+    return pieces_value(non_lin, "ordered_piece", "selected_piece")
+
+
 # --- the configs ---------------------------------------------------------------------------------------------------
 
 COMPOSERS = "_target_: maze.perception.models.{}\n"
 POLICY = "policy:\n  _target_: maze.perception.models.policies.ProbabilisticPolicyComposer\n"
 
 
-def template(modalities: str, mapping: str, *, critic: str | None = "StateCriticComposer",
-             shared: str = "~", distributions: str = "[]") -> str:
+SQUASHED_GAUSSIAN = ("distribution_mapper_config:\n  - action_space: gymnasium.spaces.Box\n"
+                     "    distribution: maze.distributions.squashed_gaussian.SquashedGaussianProbabilityDistribution\n")
+
+
+def shipped_mapper(text: str) -> str:
+    """The config with the distribution mapper Maze's conf/model files ship (Box actions: squashed Gaussian)."""
+    return text.replace("distribution_mapper_config: []\n", SQUASHED_GAUSSIAN)
+
+
+def template(modalities: str, mapping: str, *, critic: str | None = "StateCriticComposer", shared: str = "~") -> str:
     """A TemplateModelComposer config (Maze's ConcatModelBuilder), as Maze's shipped ones are laid out."""
     critic_text = "critic: ~\n" if critic is None else \
         f"critic:\n  _target_: maze.perception.models.critics.{critic}\n"
     return (COMPOSERS.format("template_model_composer.TemplateModelComposer")
-            + f"distribution_mapper_config: {distributions}\n"
+            + "distribution_mapper_config: []\n"
             + "model_builder:\n  _target_: maze.perception.builders.ConcatModelBuilder\n"
             + f"  shared_embedding_keys: {shared}\n  observation_modality_mapping:\n{mapping}"
             + f"  modality_config:\n{modalities}" + POLICY + critic_text)
@@ -188,20 +298,23 @@ def mapping(**modalities: str) -> str:
 
 
 def custom(policy: str, critic: str | None, *, critic_composer: str = "StateCriticComposer",
-           distributions: str = "[]", critic_extra: str = "") -> str:
+           critic_extra: str = "") -> str:
     """A CustomModelComposer config; `policy` and `critic` are the network list entries (YAML, indented)."""
     critic_text = "critic: ~\n" if critic is None else (
         f"critic:\n  _target_: maze.perception.models.critics.{critic_composer}\n{critic_extra}  networks:\n{critic}")
     return (COMPOSERS.format("custom_model_composer.CustomModelComposer")
-            + f"distribution_mapper_config: {distributions}\n" + POLICY + f"  networks:\n{policy}"
+            + "distribution_mapper_config: []\n" + POLICY + f"  networks:\n{policy}"
             + "  substeps_with_separate_agent_nets: []\n" + critic_text)
 
 
 BUILT_IN = "maze.perception.models.built_in."
 TANH_256 = "    non_lin: torch.nn.Tanh\n    hidden_units: [256, 256]\n"
 FLATTEN_CONCAT_POLICY = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatPolicyNet\n{TANH_256}"
-FLATTEN_CONCAT_VALUE = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateValueNet\n{TANH_256}"
-FLATTEN_CONCAT_Q = f"  - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateActionValueNet\n{TANH_256}"
+FLATTEN_CONCAT_VALUE = (f"    - _target_: {BUILT_IN}flatten_concat.FlattenConcatStateValueNet\n"
+                        "      non_lin: torch.nn.Tanh\n      hidden_units: [256, 256]\n")
+FLATTEN_CONCAT_Q = FLATTEN_CONCAT_VALUE.replace("FlattenConcatStateValueNet", "FlattenConcatStateActionValueNet")
+CRITIC_ENTRY = (f"    - _target_: {BUILT_IN}flatten_concat.{{}}\n"
+                "      non_lin: torch.nn.Tanh\n      hidden_units: [32]\n")
 
 TANH_128 = {"hidden_units": [128], "non_lin": "torch.nn.Tanh"}
 PIXEL_CONV = {"hidden_channels": [8, 16, 32], "hidden_kernels": [8, 4, 4], "convolution_dimension": 2,
@@ -212,6 +325,7 @@ PIXEL_MAPPING = mapping(observation__rgb2gray__resize_img__unsqueeze="image", ob
 VECTOR_OBS = (block("feature", "DenseBlock", **TANH_128) + block("hidden", "DenseBlock", **TANH_128)
               + block("recurrence", ""))
 DOCS_FEATURE = block("feature", "DenseBlock", hidden_units=[32, 32], non_lin="torch.nn.ReLU")
+# (Maze's docs leave out use_batch_norm_conv, which Maze's VGGConvolutionDenseBlock now requires)
 DOCS_IMAGE = block("image", "VGGConvolutionDenseBlock", hidden_channels=[8, 16, 32], hidden_units=[32],
                    non_lin="torch.nn.ReLU", use_batch_norm_conv=False)
 DOCS_HIDDEN = block("hidden", "DenseBlock", hidden_units=[128], non_lin="torch.nn.ReLU")
@@ -240,10 +354,12 @@ class Case:
 
 
 DOCS_SNIPPETS = "docs.source.policy_and_value_networks.code_snippets."
-CASES: dict[str, Case] = {
-    # Maze's conf/model (the distribution mapper entry for Box, Maze's squashed Gaussian, is left out here: these
-    # spaces have no Box action)
+TUTORIAL_MODELS = "tutorial_maze_env.part06_struct_env.models."
+#: Maze's conf/model, with discrete actions (so without the distribution mapper entry the files ship for Box)
+CONF_MODEL: dict[str, Case] = {
     "conf/model/flatten_concat": Case(custom(FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE), vectors),
+    # (the shipped file names SharedStateCriticComposer, which Maze itself refuses with a shared embedding: "not yet
+    # supported"; with StateCriticComposer Maze builds it)
     "conf/model/flatten_concat_shared_embedding": Case(custom(
         f"  - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingPolicyNet\n"
         "    non_lin: torch.nn.Tanh\n    hidden_units: [256]\n    head_units: [256]\n",
@@ -264,15 +380,21 @@ CASES: dict[str, Case] = {
         block("feature", "DenseBlock", hidden_units=[256, 256], non_lin="torch.nn.Tanh") + block("hidden", "")
         + block("recurrence", "LSTMLastStepBlock", hidden_size=32, **LSTM_TANH), mapping(observation="feature"),
         critic=None), vector_sequence),
+}
+CASES: dict[str, Case] = {
+    **CONF_MODEL,
+    # the same with a Box action and the distribution mapper the files ship (squashed Gaussian)
+    **{f"{name} (Box action, shipped mapper)": Case(shipped_mapper(case.text), box_action(case.spaces))
+       for name, case in CONF_MODEL.items() if "shared_embedding" not in name},
     # Maze's conf/critic, each with the model config it goes with
     "conf/critic/flatten_concat_shared": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE,
         critic_composer="SharedStateCriticComposer", critic_extra="  stack_observations: false\n"), vectors),
     "conf/critic/flatten_concat_state_action (discrete)": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q,
         critic_composer="StateActionCriticComposer"), cartpole),
     "conf/critic/flatten_concat_state_action (continuous)": Case(custom(
-        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q.replace("  -", "    -").replace("\n    ", "\n      "),
+        FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_Q,
         critic_composer="StateActionCriticComposer"), mixed_actions),
     "conf/critic/template_state": Case(template(VECTOR_OBS, mapping(observation="feature")), vector),
     "conf/critic/template_state_action": Case(template(
@@ -326,6 +448,16 @@ CASES: dict[str, Case] = {
         + block("recurrence", ""),
         mapping(inventory__flatten="feature", ordered_piece="feature", selected_piece="feature"),
         critic="SharedStateCriticComposer"), cutting_flat_steps),
+    **{f"tutorials/tutorial_cutting_2d_struct{'_masked' if mask else ''}": Case(custom(
+        f"  - _target_: {__name__}.selection_policy\n    non_lin: torch.nn.ReLU\n    with_mask: {json.dumps(mask)}\n"
+        f"  - _target_: {__name__}.cutting_policy\n    non_lin: torch.nn.ReLU\n    with_mask: {json.dumps(mask)}\n",
+        f"    - _target_: {__name__}.selection_value\n      non_lin: torch.nn.ReLU\n"
+        f"    - _target_: {__name__}.cutting_value\n      non_lin: torch.nn.ReLU\n",
+        critic_composer="StepStateCriticComposer"), cutting_steps,
+        {f"{__name__}.{ours}": f"{TUTORIAL_MODELS}{theirs}" for ours, theirs in (
+            ("selection_policy", "actor.SelectionPolicyNet"), ("cutting_policy", "actor.CuttingPolicyNet"),
+            ("selection_value", "critic.SelectionValueNet"), ("cutting_value", "critic.CuttingValueNet"))})
+      for mask in (False, True)},
     # Maze's template composer tests
     "test/template cartpole, step critic, shared 'latent'": Case(template(
         CARTPOLE_MODALITIES, mapping(observation="feature"), critic="StepStateCriticComposer", shared="['latent']"),
@@ -352,8 +484,31 @@ CASES: dict[str, Case] = {
         TEST_MODALITIES, mapping(observation_0="image", observation_1="feature", prev_value="feature"),
         critic="StepStateCriticComposer", shared="{0: ['latent'], 1: ['observation_1_DenseBlock']}"),
         two_steps_split),
-    "test/flatten_concat two steps": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * FLATTEN_CONCAT_VALUE.replace(
-        "  -", "    -").replace("\n    ", "\n      "), critic_composer="StepStateCriticComposer"), two_steps),
+    "test/flatten_concat two steps": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * FLATTEN_CONCAT_VALUE,
+        critic_composer="StepStateCriticComposer"), two_steps),
+    "test/flatten_concat categorical value": Case(custom(
+        FLATTEN_CONCAT_POLICY, f"    - _target_: {BUILT_IN}flatten_concat.FlattenConcatCategoricalStateValueNet\n"
+        "      non_lin: torch.nn.Tanh\n      hidden_units: [64]\n      support_range: [-5, 5]\n"), cartpole),
+    "test/flatten_concat two steps, delta critic": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * CRITIC_ENTRY.format(
+        "FlattenConcatStateValueNet"), critic_composer="DeltaStateCriticComposer"), two_steps),
+    "test/flatten_concat two steps, step Q critics": Case(custom(2 * FLATTEN_CONCAT_POLICY, 2 * CRITIC_ENTRY.format(
+        "FlattenConcatStateActionValueNet"), critic_composer="StepStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat two steps, shared Q critic": Case(custom(2 * FLATTEN_CONCAT_POLICY, CRITIC_ENTRY.format(
+        "FlattenConcatStateActionValueNet"), critic_composer="SharedStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat shared embedding, two steps": Case(custom(
+        2 * (f"  - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingPolicyNet\n"
+             "    non_lin: torch.nn.Tanh\n    hidden_units: [32]\n    head_units: [16]\n"),
+        2 * (f"    - _target_: {BUILT_IN}flatten_concat_shared_embedding.FlattenConcatSharedEmbeddingStateValueNet\n"
+             "      non_lin: torch.nn.Tanh\n      head_units: [16]\n"),
+        critic_composer="StepStateCriticComposer"), two_steps),
+    "test/template two steps, step Q critics": Case(template(
+        TEST_MODALITIES, mapping(observation_0="image", observation_1="feature"),
+        critic="StepStateActionCriticComposer"), two_steps_discrete),
+    "test/template two steps, shared Q critic": Case(template(
+        TEST_MODALITIES, mapping(observation_0="image", observation_1="feature"),
+        critic="SharedStateActionCriticComposer"), two_steps_discrete),
+    "test/flatten_concat every action space": Case(custom(FLATTEN_CONCAT_POLICY, FLATTEN_CONCAT_VALUE),
+                                                    every_action_space),
     "test/flatten_concat masked policy": Case(custom(MASKED_POLICY.format("false"), None), masked),
     "test/flatten_concat masked policy, mask removed": Case(custom(MASKED_POLICY.format("true"), None), masked),
 }
@@ -381,6 +536,22 @@ MAZE: dict[str, Measured] = {
     },
     "conf/model/vector_obs_rnn": {
         "policy": (106371, {"action": (3,)}),
+    },
+    "conf/model/flatten_concat (Box action, shipped mapper)": {
+        "policy": (72964, {"action": (4,)}),
+        "critic": (72193, {"value": (1,)}),
+    },
+    "conf/model/pixel_obs (Box action, shipped mapper)": {
+        "policy": (113852, {"action": (4,)}),
+    },
+    "conf/model/pixel_obs_rnn (Box action, shipped mapper)": {
+        "policy": (241852, {"action": (4,)}),
+    },
+    "conf/model/vector_obs (Box action, shipped mapper)": {
+        "policy": (18180, {"action": (4,)}),
+    },
+    "conf/model/vector_obs_rnn (Box action, shipped mapper)": {
+        "policy": (106404, {"action": (4,)}),
     },
     "conf/critic/flatten_concat_shared": {
         "policy": (73735, {"action": (3,), "pick": (4,)}),
@@ -442,6 +613,18 @@ MAZE: dict[str, Measured] = {
         "policy": (2542, {"cut_order": (2,), "cut_rotation": (2,), "piece_idx": (10,)}),
         "critic": (1281, {"value": (1,)}),
     },
+    "tutorials/tutorial_cutting_2d_struct": {
+        "policy[0]": (654, {"piece_idx": (10,)}),
+        "policy[1]": (452, {"cut_rotation": (2,), "cut_order": (2,)}),
+        "critic[0]": (833, {"value": (1,)}),
+        "critic[1]": (257, {"value": (1,)}),
+    },
+    "tutorials/tutorial_cutting_2d_struct_masked": {
+        "policy[0]": (654, {"piece_idx": (10,)}),
+        "policy[1]": (452, {"cut_rotation": (2,), "cut_order": (2,)}),
+        "critic[0]": (833, {"value": (1,)}),
+        "critic[1]": (257, {"value": (1,)}),
+    },
     "test/template cartpole, step critic, shared 'latent'": {
         "policy": (3458, {"action": (2,), "latent": (64,)}),
         "critic": (65, {"value": (1,)}),
@@ -487,6 +670,48 @@ MAZE: dict[str, Measured] = {
         "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
         "critic[0]": (854529, {"value": (1,)}),
         "critic[1]": (854529, {"value": (1,)}),
+    },
+    "test/flatten_concat categorical value": {
+        "policy": (67586, {"action": (2,)}),
+        "critic": (1035, {"probabilities": (11,), "value": ()}),
+    },
+    "test/flatten_concat two steps, delta critic": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (98593, {"value": (1,)}),
+        "critic[1]": (98625, {"value": (1,)}),
+    },
+    "test/flatten_concat two steps, step Q critics": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (98659, {"action_0_0_q_values": (3,)}),
+        "critic[1]": (98791, {"action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat two steps, shared Q critic": {
+        "policy[0]": (855043, {"action_0_0": (3,)}),
+        "policy[1]": (856071, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic": (98890, {"action_0_0_q_values": (3,), "action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat shared embedding, two steps": {
+        "policy[0]": (99139, {"action_0_0": (3,), "latent": (32,)}),
+        "policy[1]": (99207, {"action_1_0": (5,), "action_1_1": (2,), "latent": (32,)}),
+        "critic[0]": (545, {"value": (1,)}),
+        "critic[1]": (545, {"value": (1,)}),
+    },
+    "test/template two steps, step Q critics": {
+        "policy[0]": (17499, {"action_0_0": (3,)}),
+        "policy[1]": (17759, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic[0]": (17499, {"action_0_0_q_values": (3,)}),
+        "critic[1]": (17759, {"action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/template two steps, shared Q critic": {
+        "policy[0]": (17499, {"action_0_0": (3,)}),
+        "policy[1]": (17759, {"action_1_0": (5,), "action_1_1": (2,)}),
+        "critic": (17954, {"action_0_0_q_values": (3,), "action_1_0_q_values": (5,), "action_1_1_q_values": (2,)}),
+    },
+    "test/flatten_concat every action space": {
+        "policy": (72210, {"force": (4,), "move": (4,), "pick": (7,), "use": (3,)}),
+        "critic": (67841, {"value": (1,)}),
     },
     "test/flatten_concat masked policy": {
         "policy": (1541, {"action": (3,), "other": (2,)}),

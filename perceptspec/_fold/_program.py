@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from perceptspec._errors import SpecError
-from perceptspec._spec import Block, Graph, Initializer, TorchDefault
+from perceptspec._spec import Block, Ensemble, Graph, Initializer, TorchDefault
 from perceptspec._spec._encoding import IndexBlock
 
 
@@ -103,6 +103,11 @@ def index_limits(program: Program) -> dict[str, tuple[int | tuple[int, ...], ...
     for eqn in program.eqns:
         if isinstance(eqn.block, IndexBlock) and eqn.ins[0] in inputs:
             limits[eqn.ins[0]] = (*limits.get(eqn.ins[0], ()), eqn.block.index_limits())
+        if isinstance(eqn.block, Ensemble):  # the index readers inside its member
+            for key, bounds in index_limits(lower(eqn.block.spec)).items():
+                var = eqn.ins[eqn.block.in_keys.index(key)]
+                if var in inputs:
+                    limits[var] = (*limits.get(var, ()), *bounds)
     return limits
 
 

@@ -26,6 +26,11 @@ class Ensemble(Block):
     It reads `spec`'s in keys (every member gets the same inputs) and writes `spec`'s out keys, each with a member dim
     of `size` after the batch dims (see the module docstring). `init` is the default initialiser of the blocks inside
     that set none, as a Graph's is. Parameters count `size` times.
+
+    Examples:
+        >>> critic = ps.Dense(in_keys="obs", out_keys="q", hidden_units=[16, 1])
+        >>> ps.infer_shapes(ps.Ensemble(critic, size=10), {"obs": (4,)})["q"]
+        (10, 1)
     """
 
     n_inputs = None

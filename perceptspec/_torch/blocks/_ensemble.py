@@ -83,6 +83,7 @@ class EnsembleModule(nn.Module):
         self.members = members
         self.size = size
         self.in_keys = tuple(members.in_shapes)
+        self.roles = tuple(role for _, _, role in members.signature)
         self.out_ranks = out_ranks
         #: how the members run at once: 'layered', 'vmapped' or 'looped' (see the module docstring)
         self.mode = mode
@@ -98,7 +99,10 @@ class EnsembleModule(nn.Module):
         else:
             slots = tensor_slots(members)
             stacked = tuple(read(slot) for slot in slots)
-            if self.mode == "vmapped":
+            if not slots:  # no parameter or buffer: the members are one function, computed once
+                once = call(members, named)
+                out = {k: y.expand(self.size, *y.shape) for k, y in once.items()}
+            elif self.mode == "vmapped":
                 out = torch.vmap(functools.partial(_run_member, members, slots), in_dims=(0, None),
                                  randomness="different")(stacked, named)
             else:
@@ -209,25 +213,35 @@ def _ensemble_build_rule(block: Ensemble, ins: tuple[Shape, ...], init: Initiali
     return module
 
 
+#: the dtype of the trial call's zeros for each input role (features: float32; index 0 is always in bounds)
+TRIAL_DTYPES = {"mask": torch.bool, "index": torch.int64}
+
 #: what torch says when vmap has no batching rule for an op: an error, or a warning before it loops itself
-NO_BATCHING_RULE = ("Batching rule not implemented", "we have not yet implemented the batching rule")
+NO_BATCHING_RULE = ("Batching rule not implemented", "we have not yet implemented the batching rule",
+                    "we do not yet support")
 
 
 def _runs_under_vmap(module: EnsembleModule, ins: tuple[Shape, ...]) -> bool:
-    """Whether every op of the members has a batching rule: one call on a batch of zeros, in eval mode (running
-    statistics untouched) and without grad, tells."""
+    """Whether every op of the members has a batching rule: a call on a batch of zeros without grad, in eval mode
+    and in training mode (some ops differ: rrelu, dropout; running statistics are saved and restored), tells."""
     training = module.training
-    module.eval()
+    saved = [b.clone() for b in module.buffers()]
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            module(*(torch.zeros(1, *shape) for shape in ins))
+            for mode in (False, True):
+                module.train(mode)
+                module(*(torch.zeros(1, *shape, dtype=TRIAL_DTYPES.get(role, torch.float32))
+                         for shape, role in zip(ins, module.roles)))
     except (RuntimeError, UserWarning) as e:
         if not any(text in str(e) for text in NO_BATCHING_RULE):
             raise
         return False
     finally:
         module.train(training)
+        with torch.no_grad():
+            for buffer, value in zip(module.buffers(), saved):
+                buffer.copy_(value)
     return True
 
 
