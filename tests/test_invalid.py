@@ -511,8 +511,8 @@ def test_bad_inputs_are_signature_errors_naming_key_expected_and_got(
         inputs[key] = torch.zeros(*other, *case.in_shapes[key], dtype=inputs[key].dtype)
         expect = (key, f"expected leading batch dims {batch} like input '{keys[0]}'", f"got {other}")
     elif problem == "not a tensor":
-        inputs[key] = inputs[key].tolist()
-        expect = (key, "expected a torch.Tensor", "got list")
+        inputs[key] = inputs[key].tolist()  # a list, or a number for a 0-d input (a shape () with no batch)
+        expect = (key, "expected a torch.Tensor", f"got {type(inputs[key]).__name__}")
     elif problem == "not a dict":
         inputs = list(inputs.values())  # type: ignore[assignment]  # deliberately wrong
         expect = (None, f"expected a dict of tensors with keys {keys}", "got list")
@@ -769,3 +769,13 @@ def test_regression_wrong_dtype_without_parameters_is_a_signature_error() -> Non
     module = ps.materialize(ps.GlobalAveragePooling(in_keys="x", out_keys="y"), {"x": (2, 3, 3)}, check="always")
     with pytest.raises(ps.SignatureError, match=r"input 'x': expected .*float.*got dtype torch.int64"):
         module({"x": torch.ones(2, 3, 3, dtype=torch.int64)})
+
+
+def test_regression_a_layer_norm_without_affine_does_not_hide_the_parameters_dtype() -> None:
+    """Found by the thorough profile (session 5): nn.LayerNorm(elementwise_affine=False) keeps `weight` as None in
+    `_parameters`; taken as the module's first parameter, it let a float64 input reach F.linear (a raw torch error)."""
+    spec = ps.Graph({"norm": ps.LayerNorm(in_keys="x", out_keys="n", elementwise_affine=False, bias=False),
+                     "h": ps.Dense(in_keys="x", out_keys="h", hidden_units=[2])}, out_keys=["n", "h"])
+    module = ps.materialize(spec, {"x": (3,)}, check="always")
+    with pytest.raises(ps.SignatureError, match=r"expected dtype torch.float32 \(the module's parameters'\)"):
+        module({"x": torch.zeros(1, 3, dtype=torch.float64)})

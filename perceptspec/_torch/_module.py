@@ -130,8 +130,8 @@ class SpecModule(nn.Module):
         # Where the first parameter lives: inputs must match its dtype and device. Looked up at each check, so
         # .to(), load_state_dict(assign=True) and torch.func.functional_call are all seen.
         with torch_room(spec):
-            self._probe: tuple[nn.Module, str] | None = next(
-                ((m, name) for m in self.modules() for name in m._parameters), None)
+            self._probe: tuple[nn.Module, str] | None = next(  # a None entry (nn.LayerNorm without affine) is none
+                ((m, name) for m in self.modules() for name, p in m._parameters.items() if p is not None), None)
         self._check, self._check_finite = check, check_finite
         self._generate(t)
 
