@@ -1,16 +1,18 @@
 """The `perceptspec` command line (also `python -m perceptspec`): look at the networks a composer config builds,
-or at one spec file.
+at one spec file, or at the default networks for an env.
 
-    perceptspec summary FILE --env ENV [--json]   a table per network (blocks, shapes, parameters)
-    perceptspec render FILE --env ENV -o DIR      policy, critic and actor-critic drawings
-    perceptspec check FILE --env ENV [--json]     compose and fold every network; --forward also runs one forward
+    perceptspec summary [FILE] --env ENV [--json] a table per network (blocks, shapes, parameters)
+    perceptspec render [FILE] --env ENV -o DIR    policy, critic and actor-critic drawings
+    perceptspec check [FILE] --env ENV [--json]   compose and fold every network; --forward also runs one forward
     perceptspec demo                              the seed examples (what `make demo` runs)
     perceptspec diff A B [--env ENV]              what changed, block by block, between two specs, configs or
                                                   saved models (and their fingerprints)
 
 FILE is a composer config (YAML, the seed's layout) or a spec file (`ps.to_yaml`'s, a mapping with a `type`); a spec
-file's input shapes come from `--in-shapes` or from the env's observation space. Summary, render and check work
-from the specs alone, so they import no torch (gymnasium only to read the env's spaces) unless a network is a plain
+file's input shapes come from `--in-shapes` or from the env's observation space. Without FILE, summary, render and
+check look at the default networks for the env's spaces (`ps.compose(None, ...)`: Stable-Baselines3's default
+policy and value networks, `perceptspec.templates.default_policy`). Summary, render and check work from the specs
+alone, so they import no torch (gymnasium only to read the env's spaces) unless a network is a plain
 `nn.Module`, a TorchModel block must be run to fold, or `check --forward` asks for a forward pass.
 
 A failure prints one line to stderr (`perceptspec <command>: error: ...`) and exits with 1 (2 for a bad command
@@ -52,6 +54,7 @@ with --env-kwargs (e.g. perceptspec.examples.inventory_env:InventoryGridEnv)"""
 EPILOG = """\
 examples (from a clone of the repository):
   perceptspec summary perceptspec/examples/cartpole.yaml --env CartPole-v1
+  perceptspec summary --env CartPole-v1              (no FILE: the default networks for the env's spaces)
   perceptspec summary perceptspec/examples/complex.yaml --env perceptspec.examples.inventory_env:InventoryGridEnv --json
   perceptspec render perceptspec/examples/shared_complex.yaml \\
       --env perceptspec.examples.inventory_env:InventoryGridEnv -o out/example4 --format svg png
@@ -60,7 +63,8 @@ examples (from a clone of the repository):
   perceptspec demo -o out
 
 FILE is a YAML file: a composer config (policy.networks, critic.networks, _target_ import paths; see
-perceptspec/examples/*.yaml) or a spec as ps.to_yaml writes it."""
+perceptspec/examples/*.yaml) or a spec as ps.to_yaml writes it. Without FILE, summary, render and check compose the
+default networks for --env (ps.compose(None, ...): SB3's default policy and value networks)."""
 
 
 class CommandError(Exception):
@@ -119,7 +123,8 @@ def _extra(module: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Look at the policy and critic networks a composer config builds for "
-                                            "an environment, or at a spec file: tables, drawings, a check.",
+                                            "an environment (without a config: the default networks), or at a "
+                                            "spec file: tables, drawings, a check.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traceback", action="store_true", help="on an error, show the full traceback")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -132,10 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
                          help="on an error, show the full traceback")
         if composes:
-            sub.add_argument("config", metavar="FILE", type=Path,
-                             help="a composer config (YAML) or a spec file (ps.to_yaml's YAML)")
-            sub.add_argument("--env", metavar="ENV", help=ENV_HELP + " (required for a config; for a spec file, "
-                                                                      "its observation shapes are the inputs)")
+            sub.add_argument("config", metavar="FILE", type=Path, nargs="?", default=None,
+                             help="a composer config (YAML) or a spec file (ps.to_yaml's YAML); without it, the "
+                                  "default networks for --env's spaces (ps.compose(None, ...))")
+            sub.add_argument("--env", metavar="ENV", help=ENV_HELP + " (required for a config and without FILE; "
+                                                                      "for a spec file, its observation shapes are "
+                                                                      "the inputs)")
             sub.add_argument("--env-kwargs", metavar="YAML", type=_mapping, default={},
                              help="keyword arguments for the env, as a YAML/JSON mapping (e.g. '{history: 2}')")
             sub.add_argument("--in-shapes", metavar="YAML", type=_mapping, default=None,
@@ -192,21 +199,26 @@ def _mapping(text: str) -> dict[str, Any]:
 # --- what the commands look at ----------------------------------------------------------------------------------------
 
 class _Subject:
-    """The networks of the file, from the specs alone: the composer's (a config and an env), or one spec's."""
+    """The networks of the file, from the specs alone: the composer's (a config, or without a file the default
+    networks, and an env), or one spec's."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from perceptspec._yaml import load_yaml
-
-        path: Path = args.config
-        if not path.is_file():
-            raise CommandError(f"config file '{path}' not found" if not path.exists()
-                               else f"config '{path}' is not a file")
+        path: Path | None = args.config
         self.path, self.env_name = path, args.env
-        data = load_yaml(path.read_text(), f"config {path}")
+        #: what the output calls the networks' source: the file, or the default networks
+        self.label = "default networks" if path is None else str(path)
+        data: Any = None if path is None else self._read(path)
         self.spec_file = isinstance(data, Mapping) and "type" in data
         self.observation_space: gym.Space[Any] | None = None
         self.action_space: gym.Space[Any] | None = None
-        if args.in_shapes is not None and not self.spec_file:
+        if path is None:
+            if args.in_shapes is not None:
+                raise CommandError("--in-shapes gives a spec file's input shapes, but there is no FILE (the default "
+                                   "networks' inputs come from --env)")
+            if args.env is None:
+                raise CommandError("without FILE the default networks are composed for an env: give it (--env ENV), "
+                                   "or a composer config or spec FILE")
+        elif args.in_shapes is not None and not self.spec_file:
             raise CommandError(f"--in-shapes gives a spec file's input shapes, but '{path}' is a composer config "
                                f"(its networks' inputs come from --env)")
         if args.env is None and (not self.spec_file or args.in_shapes is None):
@@ -228,9 +240,18 @@ class _Subject:
 
             assert self.observation_space is not None and self.action_space is not None
             self.composed = compose_specs(data if isinstance(data, Mapping) else path, self.observation_space,
-                                          self.action_space, allow=args.allow)
+                                          self.action_space, allow=args.allow)  # path None: the default networks
             self.spec_networks = {name: (spec, self.composed.in_shapes[name])
                                   for name, spec in self.composed.specs.items()}
+
+    @staticmethod
+    def _read(path: Path) -> Any:
+        from perceptspec._yaml import load_yaml
+
+        if not path.is_file():
+            raise CommandError(f"config file '{path}' not found" if not path.exists()
+                               else f"config '{path}' is not a file")
+        return load_yaml(path.read_text(), f"config {path}")
 
     def _spec_network(self, data: Mapping[str, Any], in_shapes: Mapping[str, Any] | None
                       ) -> tuple[Block, dict[str, tuple[int, ...]]]:
@@ -250,11 +271,11 @@ class _Subject:
     def heading(self) -> str:
         where = f" on {self.env_name}" if self.env_name is not None else ""
         if self.composed is None:
-            return f"{self.path}{where}: a spec"
+            return f"{self.label}{where}: a spec"
         obs, logits = self.composed.obs_shapes, self.composed.action_logits_shapes
         shapes = ", ".join(f"{k} {shape_text(s)}" for step in obs.values() for k, s in step.items())
         heads = ", ".join(f"{k} {shape_text(s)}" for step in logits.values() for k, s in step.items())
-        return (f"{self.path}{where}\nobservations: {shapes}\naction logits: {heads}\n"
+        return (f"{self.label}{where}\nobservations: {shapes}\naction logits: {heads}\n"
                 f"critic: {self.composed.critic_kind}")
 
     def plain_module(self, name: str) -> Any:
@@ -344,7 +365,7 @@ def _check(args: argparse.Namespace) -> int:
            f"; one {'forward' if subject.composed is None else 'actor-critic forward'} on "
            f"{'a sampled observation' if subject.observation_space is not None else 'zeros'} gave "
            f"{', '.join(f'{k} {shape}' for k, shape in outputs.items())}")
-    print(f"ok: {args.config}{where}: {', '.join(parts)}{ran}")
+    print(f"ok: {subject.label}{where}: {', '.join(parts)}{ran}")
     return 0
 
 
@@ -405,9 +426,10 @@ def _print_json(value: Mapping[str, Any]) -> None:
 
 
 def _json_head(args: argparse.Namespace, subject: _Subject) -> dict[str, Any]:
-    """The fields every --json result starts with: the file, the env, and for a config the shapes by sub-step."""
-    head: dict[str, Any] = {"file": str(args.config), "kind": "spec" if subject.composed is None else "config",
-                            "env": args.env}
+    """The fields every --json result starts with: the file (None: the default networks), the env, and for a
+    config the shapes by sub-step."""
+    head: dict[str, Any] = {"file": None if args.config is None else str(args.config),
+                            "kind": "spec" if subject.composed is None else "config", "env": args.env}
     if subject.composed is not None:
         head["observations"] = {str(s): _shapes_json(shapes) for s, shapes in subject.composed.obs_shapes.items()}
         head["action_logits"] = {str(s): _shapes_json(shapes)
@@ -458,7 +480,8 @@ def _forward(args: argparse.Namespace, subject: _Subject, counts: Mapping[str, i
             outputs = module({k: torch.zeros(1, *shape) for k, shape in in_shapes.items()})
         return {k: tuple(v.shape) for k, v in outputs.items()}
     assert subject.observation_space is not None and subject.action_space is not None
-    models = ps.compose(subject.path, subject.observation_space, subject.action_space, allow=args.allow)
+    models = ps.compose(subject.path, subject.observation_space, subject.action_space,  # None: the defaults
+                        allow=args.allow)
     for name in models.specs:
         _check_count(name, counts[name], _numel(_by_network_name(models.policies, models.critics, name)))
     return _forward_on_sample(models, subject.observation_space, subject.action_space)

@@ -142,17 +142,17 @@ DEFAULT_BODY_INIT, DEFAULT_POLICY_HEAD_INIT, DEFAULT_VALUE_HEAD_INIT = (Orthogon
 #: 512 features for an image alone, 256 beside other observations (CombinedExtractor); it needs images of 36x36 and up
 NATURE_CNN = {"hidden_channels": [32, 64, 64], "hidden_kernels": [8, 4, 3], "hidden_strides": [4, 2, 1],
               "non_lin": "relu"}
+#: smaller images (MiniGrid's 7x7) are flattened like any other observation: SB3's CnnPolicy and MultiInputPolicy
+#: fail on them (the NatureCNN's kernels do not fit), so its MlpPolicy, which flattens them, is the default that runs
 NATURE_CNN_MIN_SIZE = 36
-#: smaller images (MiniGrid's 7x7): three 2x2 convolutions of stride 1 (16, 32, 64 channels), then 64 features
-SMALL_CNN = {"hidden_channels": [16, 32, 64], "hidden_kernels": [2, 2, 2], "non_lin": "relu", "hidden_units": [64]}
-SMALL_CNN_MIN_SIZE = 4
 
 
 def default_modalities(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
                        non_lin: str = DEFAULT_NON_LIN) -> tuple[dict[str, Any], dict[str, str]]:
-    """The modality config and observation mapping of the default networks: a (C, H, W) observation (an image,
-    channels first, as perceptspec's observation preprocessing hands images to networks) goes through a CNN, any
-    other is flattened; then the concatenation, then the MLP (`net_arch`, None: SB3's choice) as 'hidden'."""
+    """The modality config and observation mapping of the default networks: a (C, H, W) observation of 36x36 and
+    more (an image, channels first, as perceptspec's observation preprocessing hands images to networks) goes
+    through a NatureCNN, any other is flattened; then the concatenation, then the MLP (`net_arch`, None: SB3's
+    choice) as 'hidden'."""
     units = list(_net_arch(obs_shapes, net_arch))
     config: dict[str, Any] = {HIDDEN: {"block_type": "Dense", "block_params": {"hidden_units": units,
                                                                                "non_lin": non_lin}}
@@ -166,15 +166,14 @@ def default_modalities(obs_shapes: Shapes, net_arch: Sequence[int] | None = None
 
 
 def _default_modality(shape: tuple[int, ...], alone: bool) -> tuple[str, str, dict[str, Any]]:
-    if _is_image(shape) and min(shape[1:]) >= NATURE_CNN_MIN_SIZE:
-        return "nature_cnn", "StridedConvDense", {**NATURE_CNN, "hidden_units": [512 if alone else 256]}
     if _is_image(shape):
-        return "small_cnn", "StridedConvDense", dict(SMALL_CNN)
+        return "nature_cnn", "StridedConvDense", {**NATURE_CNN, "hidden_units": [512 if alone else 256]}
     return f"flat{len(shape)}", "Flatten", {"num_flatten_dims": len(shape)}
 
 
 def _is_image(shape: Sequence[int]) -> bool:
-    return len(shape) == 3 and min(shape[1:]) >= SMALL_CNN_MIN_SIZE
+    """A (C, H, W) observation the NatureCNN reads (smaller ones are flattened: `NATURE_CNN_MIN_SIZE`)."""
+    return len(shape) == 3 and min(shape[1:]) >= NATURE_CNN_MIN_SIZE
 
 
 def _net_arch(obs_shapes: Shapes, net_arch: Sequence[int] | None) -> Sequence[int]:

@@ -309,3 +309,77 @@ class TestSpecFile:
                          "CartPole-v1"), 1, "--in-shapes gives a spec file's input shapes")
         assert_fails(run("summary", spec_file, "--env", INVENTORY), 1,
                      "the spec reads ['observation'], which the env's observations")
+
+
+#: (env, its kwargs) over the kinds of observation space: a vector Box, Discrete observations, a channel-last uint8
+#: image (a NatureCNN), one too small for the NatureCNN (flattened, MiniGrid's size), a Dict
+DEFAULT_NETWORK_ENVS = [("CartPole-v1", {}), ("FrozenLake-v1", {}), ("tests.pixel_env:PixelEnv", {}),
+                        ("tests.pixel_env:PixelEnv", {"height": 7, "width": 7}), (INVENTORY, {})]
+
+
+class TestWithoutAFile:
+    """No FILE: summary, check and render look at the default networks for --env, `ps.compose(None, ...)`'s."""
+
+    @pytest.mark.parametrize(("env", "kwargs"), DEFAULT_NETWORK_ENVS)
+    def test_the_networks_compose_builds(self, env: str, kwargs: dict[str, int], tmp_path: Path) -> None:
+        import numpy as np
+        import torch
+
+        from perceptspec._observations import flat_values, module_inputs, preprocessing
+        from perceptspec.cli import make_env
+
+        args = ["--env", env, "--env-kwargs", json.dumps(kwargs)]
+        space = make_env(env, kwargs)
+        models = ps.compose(None, space.observation_space, space.action_space)
+        counts = {"policy": numel(models.policy), "critic": numel(models.critic)}
+        summary = as_json(run("summary", *args, "--json"))
+        assert summary["ok"] is True and summary["file"] is None and summary["kind"] == "config"
+        assert {name: net["parameters"] for name, net in summary["networks"].items()} == counts
+        check = as_json(run("check", *args, "--json", "--forward"))
+        assert {name: net["parameters"] for name, net in check["networks"].items()} == counts
+        # what the fold says each network outputs is what the composed modules return
+        space.observation_space.seed(0)
+        raw = flat_values(space.observation_space, space.observation_space.sample())
+        with torch.no_grad():
+            outputs = models.actor_critic(module_inputs(preprocessing([space.observation_space]),
+                                                        {k: np.asarray(v)[None] for k, v in raw.items()}))
+        folded = {k: [1, *shape] for net in summary["networks"].values() for k, shape in net["outputs"].items()}
+        assert {k: list(v.shape) for k, v in outputs.items()} == {k: folded[k] for k in outputs}
+        assert check["forward"] == {k: folded[k] for k in check["forward"]}
+        text = run("summary", *args).stdout
+        assert text.startswith(f"default networks on {env}\n")
+        assert all(ps.summary(models.specs[name], models.in_shapes[name]) in text for name in counts)
+        assert run("check", *args).stdout.startswith(f"ok: default networks on {env}: policy (spec, ")
+        render = run("render", *args, "-o", tmp_path, "--format", "dot")
+        assert render.stdout.split() == [str(tmp_path / f"{name}.dot") for name in ("policy", "critic", "actor_critic")]
+
+    def test_without_torch(self, tmp_path: Path) -> None:
+        """As with a config, summary, check and render of the default networks import no torch: here importing it
+        fails, and every command succeeds."""
+        child = textwrap.dedent(f"""
+            import contextlib, io, json, sys
+            sys.modules["torch"] = None  # `import torch` raises ImportError
+            from perceptspec.cli import main
+            statuses = []
+            for env in ("CartPole-v1", "FrozenLake-v1", "tests.pixel_env:PixelEnv", {INVENTORY!r}):
+                for command in (["summary"], ["summary", "--json"], ["check", "--json"],
+                                ["render", "-o", {str(tmp_path)!r}, "--format", "dot"]):
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        statuses.append(main([*command, "--env", env]))
+            print(json.dumps(statuses))
+            """)
+        result = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert json.loads(result.stdout) == [0] * 16
+
+    def test_what_it_needs(self) -> None:
+        assert_fails(run("summary"), 1, "without FILE the default networks are composed for an env: give it")
+        assert_fails(run("check", "--env", "CartPole-v1", "--in-shapes", "{observation: [4]}"), 1,
+                     "--in-shapes gives a spec file's input shapes, but there is no FILE")
+        assert_fails(run("diff", EXAMPLES / "cartpole.yaml"), 2, "the following arguments are required: B")
+
+
+def numel(module: Any) -> int:
+    """A module's parameters (not None: every default critic is one)."""
+    assert module is not None
+    return sum(int(p.numel()) for p in module.parameters())

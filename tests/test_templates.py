@@ -281,6 +281,7 @@ class TestDefaultNetworks:
     @pytest.mark.parametrize(("sb3_policy", "observation_space"), [
         ("MlpPolicy", box(4)),
         ("MlpPolicy", gym.spaces.Box(-1, 1, (3, 5), np.float32)),
+        ("MlpPolicy", gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)),  # MiniGrid's: too small for the NatureCNN
         ("CnnPolicy", gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)),
         ("MultiInputPolicy", D({"img": gym.spaces.Box(0, 255, (3, 40, 48), np.uint8), "vec": box(5)})),
     ])
@@ -312,11 +313,24 @@ class TestDefaultNetworks:
         out = models.actor_critic({"observation": torch.rand(2, 3, 64, 64)})
         assert out["action"].shape == (2, 4) and out["value"].shape == (2, 1)
 
-    def test_small_images_get_a_small_cnn(self) -> None:
-        models = ps.compose(None, gym.spaces.Box(0, 1, (3, 7, 7), np.float32), gym.spaces.Discrete(3))
+    def test_an_image_too_small_for_the_nature_cnn_is_flattened_as_by_sb3s_mlp_policy(self) -> None:
+        """SB3's CnnPolicy fails on MiniGrid's 7x7 images (the NatureCNN's 8x8 kernel does not fit); its MlpPolicy
+        scales them to [0, 1], puts the channels first and flattens them, and so do the default networks."""
+        from stable_baselines3 import PPO
+
+        space, action_space = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8), gym.spaces.Discrete(3)
+        with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+            PPO("CnnPolicy", self._Env(space, action_space), device="cpu")
+        models = ps.compose(None, space, action_space)
         spec = models.specs["policy"]
-        assert spec is not None and "observation_StridedConvDense" in spec.blocks  # type: ignore[attr-defined]
-        check_block(spec, models.in_shapes["policy"])
+        assert isinstance(spec, ps.Graph)
+        assert [type(b).__name__ for _, b in spec.blocks_in_order][:3] == ["ToFloat", "Permute", "Flatten"]
+        pixels = torch.randint(0, 256, (2, 7, 7, 3), dtype=torch.uint8)
+        first_linear = next(m for m in models.policy.modules() if isinstance(m, torch.nn.Linear))
+        read: list[torch.Tensor] = []
+        first_linear.register_forward_pre_hook(lambda _module, inputs: read.append(inputs[0]))
+        models.policy({"observation": pixels})
+        torch.testing.assert_close(read[0], pixels.permute(0, 3, 1, 2).flatten(1).float() / 255)
 
     def test_initialised_as_sb3_orthogonal_gains(self) -> None:
         models = ps.compose({**templates.DEFAULT_CONFIG, "seed": 0}, box(6), gym.spaces.Discrete(3))
