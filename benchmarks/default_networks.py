@@ -105,7 +105,7 @@ def run(envs: dict[str, int], log: Callable[[str], None]) -> list[str]:
         for seed in SEEDS:  # the variants side by side, seed by seed: a load on the machine hits both alike
             for name, (policy, kwargs) in variants(env_id).items():
                 runs.setdefault(name, []).append(train(env_id, steps, seed, policy, kwargs))
-                log(f"{env_id} {name} seed {seed}: return {runs[name][-1][0]:.1f}, {runs[name][-1][1]:.0f} s")
+                log(f"{env_id} {name} seed {seed}: return {runs[name][-1][0]:.3f}, {runs[name][-1][1]:.0f} s")
         for name, results in runs.items():
             returns = [r for r, _ in results]
             spread = statistics.stdev(returns) if len(returns) > 1 else 0.0
