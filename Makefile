@@ -28,8 +28,9 @@ demo: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# two workers (this machine's cores); tests that share one child process stay on one worker (xdist_group)
-XDIST := -n 2 --dist loadgroup
+# two workers (this machine's cores), each taking whole test files: a file's module-scoped fixtures, warm interpreter
+# (tests/warm_python.py) and child processes are set up once (pytest 9 ignores xdist 3.8's xdist_group grouping)
+XDIST := -n 2 --dist loadfile
 
 # the fast suite (under two minutes here): Hypothesis's `default` profile, long tests (marked slow) left out
 pytest: $(STAMP)

@@ -37,7 +37,8 @@ from perceptspec._maze import maze_block_type
 from perceptspec._spec import (ActionMasking, Block, Concat, Dense, Flatten, Functional, Graph, Initializer,
                                LinearOutput, NormC, Orthogonal, StateIndependentLogStd)
 
-__all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy", "template_state_value", "template_state_action_value",
+__all__ = ["concat_perception", "default_critic", "default_modalities", "default_policy", "template_policy",
+           "template_state_value", "template_state_action_value",
            "flatten_concat_policy", "flatten_concat_state_value", "flatten_concat_state_action_value",
            "flatten_concat_categorical_state_value", "flatten_concat_shared_embedding_policy",
            "flatten_concat_shared_embedding_state_value", "flatten_concat_masked_policy"]
@@ -53,7 +54,18 @@ BODY_INIT, HEAD_INIT = NormC(std=1.0), NormC(std=0.01)
 def concat_perception(obs_shapes: Shapes, modality_config: ModalityConfig,
                       observation_modality_mapping: Mapping[str, str]) -> Graph:
     """Maze's ConcatModelBuilder: one block per mapped observation, 'concat', then 'hidden' and 'recurrence' when
-    configured; the last one outputs 'latent'."""
+    configured; the last one outputs 'latent'.
+
+    Examples:
+        >>> from perceptspec.templates import concat_perception
+        >>> modalities = {"feature": {"block_type": "Dense", "block_params": {"hidden_units": [32], "non_lin": "tanh"}},
+        ...               "hidden": {"block_type": "maze.perception.blocks.DenseBlock",
+        ...                          "block_params": {"hidden_units": [16], "non_lin": "torch.nn.ReLU"}},
+        ...               "recurrence": {}}
+        >>> net = concat_perception({"observation": (4,)}, modalities, {"observation": "feature"})
+        >>> sorted(net.blocks), ps.infer_shapes(net, {"observation": (4,)})["latent"]
+        (['concat', 'latent', 'observation_Dense'], (16,))
+    """
     where = "modality_config"
     _check_modalities(modality_config, observation_modality_mapping)
     blocks: dict[str, Block] = {}
@@ -82,7 +94,18 @@ def template_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, modality_c
                     observation_modality_mapping: Mapping[str, str],
                     shared_embedding_keys: Sequence[str] = ()) -> Graph:
     """The template composer's policy: the perception net, one LinearOutput head per action on 'latent'; with
-    shared embedding keys the policy outputs them too (for the critic)."""
+    shared embedding keys the policy outputs them too (for the critic).
+
+    Examples:
+        >>> from perceptspec.templates import template_policy
+        >>> modalities = {"feature": {"block_type": "Dense", "block_params": {"hidden_units": [32], "non_lin": "tanh"}},
+        ...               "hidden": {"block_type": "maze.perception.blocks.DenseBlock",
+        ...                          "block_params": {"hidden_units": [16], "non_lin": "torch.nn.ReLU"}},
+        ...               "recurrence": {}}
+        >>> policy = template_policy({"observation": (4,)}, {"action": (2,)}, modalities, {"observation": "feature"})
+        >>> ps.infer_shapes(policy, {"observation": (4,)})["action"]
+        (2,)
+    """
     return _policy(concat_perception(obs_shapes, modality_config, observation_modality_mapping),
                    action_logits_shapes, shared_embedding_keys, BODY_INIT, HEAD_INIT)
 
@@ -94,7 +117,18 @@ def template_state_value(obs_shapes: Shapes, modality_config: ModalityConfig,
     the policy outputs and the composer passes in) only the blocks downstream of them are built: sharing 'latent'
     leaves the critic its value head alone, as in Maze. Inputs are read in sorted key order: Maze's critic composers
     hand the template a gymnasium Dict they build (the union over sub-steps; with the previous value; with the actions),
-    which sorts its keys, so the per-key blocks and the concatenation follow that order."""
+    which sorts its keys, so the per-key blocks and the concatenation follow that order.
+
+    Examples:
+        >>> from perceptspec.templates import template_state_value
+        >>> modalities = {"feature": {"block_type": "Dense", "block_params": {"hidden_units": [32], "non_lin": "tanh"}},
+        ...               "hidden": {"block_type": "maze.perception.blocks.DenseBlock",
+        ...                          "block_params": {"hidden_units": [16], "non_lin": "torch.nn.ReLU"}},
+        ...               "recurrence": {}}
+        >>> critic = template_state_value({"observation": (4,)}, modalities, {"observation": "feature"})
+        >>> sorted(critic.blocks), ps.count_parameters(critic, {"observation": (4,)})
+        (['concat', 'latent', 'observation_Dense', 'value'], 705)
+    """
     net = concat_perception({k: s for k, s in sorted(obs_shapes.items()) if k not in shared_embedding_keys},
                             modality_config, observation_modality_mapping)
     return _state_value(net, shared_embedding_keys, BODY_INIT, HEAD_INIT)
@@ -122,7 +156,17 @@ def template_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, modal
                                 observation_modality_mapping: Mapping[str, str]) -> Graph:
     """The template composer's Q critic: the perception net over the observations (and the actions the modality
     mapping names, for Q(s, a)), one head per output ('q_value', or '<action>_q_values' for discrete actions).
-    Its inputs are read in sorted key order (see `template_state_value`)."""
+    Its inputs are read in sorted key order (see `template_state_value`).
+
+    Examples:
+        >>> from perceptspec.templates import template_state_action_value
+        >>> modalities = {"feature": {"block_type": "Dense", "block_params": {"hidden_units": [32]}},
+        ...               "hidden": {}, "recurrence": {}}
+        >>> q = template_state_action_value({"observation": (3,), "action": (1,)}, {"q_value": (1,)}, modalities,
+        ...                                 {"observation": "feature", "action": "feature"})
+        >>> sorted(q.blocks)
+        ['action_Dense', 'latent', 'observation_Dense', 'q_value']
+    """
     net = concat_perception(dict(sorted(obs_shapes.items())), modality_config, observation_modality_mapping)
     heads = {key: LinearOutput(in_keys=LATENT, out_keys=key, output_units=_units(shape, key), init=HEAD_INIT)
              for key, shape in output_shapes.items()}
@@ -152,7 +196,16 @@ def default_modalities(obs_shapes: Shapes, net_arch: Sequence[int] | None = None
     """The modality config and observation mapping of the default networks: a (C, H, W) observation of 36x36 and
     more (an image, channels first, as perceptspec's observation preprocessing hands images to networks) goes
     through a NatureCNN, any other is flattened; then the concatenation, then the MLP (`net_arch`, None: SB3's
-    choice) as 'hidden'."""
+    choice) as 'hidden'.
+
+    Examples:
+        >>> from perceptspec.templates import default_modalities
+        >>> config, mapping = default_modalities({"image": (3, 64, 64), "inventory": (10,), "view": (3, 7, 7)})
+        >>> mapping
+        {'image': 'nature_cnn', 'inventory': 'flat1', 'view': 'flat3'}
+        >>> config["nature_cnn"]["block_type"], config["hidden"]["block_params"]["hidden_units"]
+        ('StridedConvDense', [64, 64])
+    """
     units = list(_net_arch(obs_shapes, net_arch))
     config: dict[str, Any] = {HIDDEN: {"block_type": "Dense", "block_params": {"hidden_units": units,
                                                                                "non_lin": non_lin}}
@@ -191,7 +244,14 @@ def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: S
     concatenated, an MLP, one head per action; a Gaussian action's log stds a parameter, `StateIndependentLogStd`,
     started at `log_std_init`, as SB3's). With images the policy also outputs the concatenated features ('concat'),
     which the default critic reads: SB3's PPO shares its features extractor the same way. The composer passes
-    `action_distributions`."""
+    `action_distributions`.
+
+    Examples:
+        >>> from perceptspec.templates import default_policy
+        >>> policy = default_policy({"observation": (4,)}, {"action": (2,)})
+        >>> sorted(policy.blocks), ps.count_parameters(policy, {"observation": (4,)})
+        (['action', 'concat', 'latent', 'observation_Flatten'], 4610)
+    """
     config, mapping = default_modalities(obs_shapes, net_arch, non_lin)
     net = concat_perception(obs_shapes, config, mapping)
     features = CONCAT if CONCAT in net.blocks else LATENT  # without an MLP the concatenation is 'latent'
@@ -211,7 +271,14 @@ def default_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, net_arch: S
 def default_critic(obs_shapes: Shapes, net_arch: Sequence[int] | None = None,
                    non_lin: str = DEFAULT_NON_LIN) -> Graph:
     """What `ps.compose(None, ...)` builds as the critic: SB3's default value network (its own MLP on the features;
-    on the features of the policy's CNNs when it shares them: 'concat' before an MLP, 'latent' without one)."""
+    on the features of the policy's CNNs when it shares them: 'concat' before an MLP, 'latent' without one).
+
+    Examples:
+        >>> from perceptspec.templates import default_critic
+        >>> critic = default_critic({"observation": (4,)})
+        >>> ps.count_parameters(critic, {"observation": (4,)})
+        4545
+    """
     value = LinearOutput(in_keys=LATENT, out_keys="value", output_units=1, init=DEFAULT_VALUE_HEAD_INIT)
     if LATENT in obs_shapes:  # the policy's CNN features, with no MLP after them (SB3's CnnPolicy)
         return Graph({"value": value}, out_keys="value", init=DEFAULT_BODY_INIT)
@@ -247,13 +314,28 @@ def _heads(shapes: Shapes, in_key: str) -> dict[str, Block]:
 
 def flatten_concat_policy(obs_shapes: Shapes, action_logits_shapes: Shapes, hidden_units: Sequence[int],
                           non_lin: str) -> Graph:
-    """Maze's FlattenConcatPolicyNet: flatten and concatenate the observations, Dense body, one head per action."""
+    """Maze's FlattenConcatPolicyNet: flatten and concatenate the observations, Dense body, one head per action.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_policy
+        >>> policy = flatten_concat_policy({"a": (2, 3), "b": (4,)}, {"action": (5,)}, [32, 32], "relu")
+        >>> shapes = ps.infer_shapes(policy, {"a": (2, 3), "b": (4,)})
+        >>> shapes["concat"], shapes["action"]
+        ((10,), (5,))
+    """
     blocks = {**_flatten_concat(obs_shapes, hidden_units, non_lin), **_heads(action_logits_shapes, LATENT)}
     return Graph(blocks, out_keys=list(action_logits_shapes), init=BODY_INIT)
 
 
 def flatten_concat_state_value(obs_shapes: Shapes, hidden_units: Sequence[int], non_lin: str) -> Graph:
-    """Maze's FlattenConcatStateValueNet: the FlattenConcat body and a 'value' head."""
+    """Maze's FlattenConcatStateValueNet: the FlattenConcat body and a 'value' head.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_state_value
+        >>> critic = flatten_concat_state_value({"observation": (4,)}, [32], "relu")
+        >>> ps.infer_shapes(critic, {"observation": (4,)})["value"]
+        (1,)
+    """
     blocks = {**_flatten_concat(obs_shapes, hidden_units, non_lin), **_heads({"value": (1,)}, LATENT)}
     return Graph(blocks, out_keys="value", init=BODY_INIT)
 
@@ -261,7 +343,14 @@ def flatten_concat_state_value(obs_shapes: Shapes, hidden_units: Sequence[int], 
 def flatten_concat_state_action_value(obs_shapes: Shapes, output_shapes: Shapes, hidden_units: Sequence[int],
                                       non_lin: str) -> Graph:
     """Maze's FlattenConcatStateActionValueNet: the FlattenConcat body and one head per output ('q_value', or
-    '<action>_q_values' when all actions are discrete)."""
+    '<action>_q_values' when all actions are discrete).
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_state_action_value
+        >>> q = flatten_concat_state_action_value({"observation": (4,)}, {"action_q_values": (3,)}, [32], "relu")
+        >>> ps.infer_shapes(q, {"observation": (4,)})["action_q_values"]
+        (3,)
+    """
     blocks = {**_flatten_concat(obs_shapes, hidden_units, non_lin), **_heads(output_shapes, LATENT)}
     return Graph(blocks, out_keys=list(output_shapes), init=BODY_INIT)
 
@@ -269,7 +358,15 @@ def flatten_concat_state_action_value(obs_shapes: Shapes, output_shapes: Shapes,
 def flatten_concat_categorical_state_value(obs_shapes: Shapes, hidden_units: Sequence[int], non_lin: str,
                                            support_range: Sequence[int]) -> Graph:
     """Maze's FlattenConcatCategoricalStateValueNet: logits over the integer supports of `support_range` (inclusive)
-    under 'probabilities', and 'value', their softmax-weighted sum."""
+    under 'probabilities', and 'value', their softmax-weighted sum.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_categorical_state_value
+        >>> critic = flatten_concat_categorical_state_value({"observation": (4,)}, [32], "relu", [-5, 5])
+        >>> shapes = ps.infer_shapes(critic, {"observation": (4,)})
+        >>> shapes["probabilities"], shapes["value"]
+        ((11,), ())
+    """
     low, high = _support_range(support_range)
     blocks = {**_flatten_concat(obs_shapes, hidden_units, non_lin),
               **_heads({"probabilities": (high - low + 1,)}, LATENT),
@@ -282,7 +379,14 @@ def flatten_concat_shared_embedding_policy(obs_shapes: Shapes, action_logits_sha
                                            hidden_units: Sequence[int], head_units: Sequence[int],
                                            non_lin: str) -> Graph:
     """Maze's FlattenConcatSharedEmbeddingPolicyNet: the FlattenConcat body ('latent', also output for the critic),
-    a Dense 'head', one head per action."""
+    a Dense 'head', one head per action.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_shared_embedding_policy
+        >>> policy = flatten_concat_shared_embedding_policy({"observation": (4,)}, {"action": (2,)}, [32], [16], "relu")
+        >>> policy.out_keys
+        ('action', 'latent')
+    """
     blocks = {**_flatten_concat(obs_shapes, hidden_units, non_lin),
               "head": Dense(in_keys=LATENT, out_keys="head", hidden_units=head_units, non_lin=non_lin),
               **_heads(action_logits_shapes, "head")}
@@ -291,7 +395,14 @@ def flatten_concat_shared_embedding_policy(obs_shapes: Shapes, action_logits_sha
 
 def flatten_concat_shared_embedding_state_value(obs_shapes: Shapes, head_units: Sequence[int],
                                                 non_lin: str) -> Graph:
-    """Maze's FlattenConcatSharedEmbeddingStateValueNet: a Dense 'head' on the policy's 'latent', a 'value' head."""
+    """Maze's FlattenConcatSharedEmbeddingStateValueNet: a Dense 'head' on the policy's 'latent', a 'value' head.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_shared_embedding_state_value
+        >>> critic = flatten_concat_shared_embedding_state_value({"latent": (32,)}, [16], "relu")
+        >>> ps.infer_shapes(critic, {"latent": (32,)})["value"]
+        (1,)
+    """
     if LATENT not in obs_shapes:
         refuse("flatten_concat_shared_embedding_state_value", [
             f"reads the policy's shared 'latent', which is not among its inputs {list(obs_shapes)}; use it with "
@@ -305,7 +416,15 @@ def flatten_concat_masked_policy(obs_shapes: Shapes, action_logits_shapes: Shape
                                  remove_mask_from_obs: bool, non_lin: str) -> Graph:
     """Maze's FlattenConcatMaskedPolicyNet: as flatten_concat_policy, but an action with a '<action>_mask'
     observation gets its logits ('<action>_logits') masked by it (ActionMasking). With `remove_mask_from_obs` the
-    masks are not part of the body's input."""
+    masks are not part of the body's input.
+
+    Examples:
+        >>> from perceptspec.templates import flatten_concat_masked_policy
+        >>> policy = flatten_concat_masked_policy({"observation": (4,), "action_mask": (3,)}, {"action": (3,)}, [32],
+        ...                                       remove_mask_from_obs=True, non_lin="relu")
+        >>> sorted(policy.blocks)
+        ['action', 'action_logits', 'concat', 'latent', 'observation_flat']
+    """
     masks = {action: f"{action}_mask" for action in action_logits_shapes if f"{action}_mask" in obs_shapes}
     body_obs = {k: s for k, s in obs_shapes.items() if not (remove_mask_from_obs and k in masks.values())}
     blocks = _flatten_concat(body_obs, hidden_units, non_lin)

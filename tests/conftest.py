@@ -1,6 +1,6 @@
 """Hypothesis profiles (issue #12), chosen with `pytest --hypothesis-profile=NAME`:
 
-- `default` (`make test`): 100 examples per property, derandomized and without the example database, so a run
+- `default` (`make test`): 50 examples per property, derandomized and without the example database, so a run
   depends on nothing but the code (not on the hash seed, the clock or earlier runs);
 - `thorough` (`make test-all`): 2,000 fresh examples per property, and larger specs (`strategies.spec_steps`);
 - `triage`: the default without shrinking, a quick list of what fails (shrinking many failing properties one after
@@ -29,7 +29,7 @@ ps.allow("tests")
 #: drawing random specs is slow by Hypothesis's standards (materializing is what the properties measure)
 _SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
-settings.register_profile("default", max_examples=100, derandomize=True, database=None, deadline=None,
+settings.register_profile("default", max_examples=50, derandomize=True, database=None, deadline=None,
                           suppress_health_check=_SLOW_DRAWS, print_blob=True)
 settings.register_profile("thorough", max_examples=2000, derandomize=False, database=None, deadline=None,
                           suppress_health_check=_SLOW_DRAWS, print_blob=True)

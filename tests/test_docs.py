@@ -4,7 +4,8 @@ checked against the schema), and every `$ perceptspec ...` line of a console blo
 includes a file (`--8<-- "perceptspec/examples/cartpole.py"`, pymdownx.snippets, as the site renders it) runs that
 file's text. The API reference documents every public name.
 
-Each snippet runs in a fresh interpreter, from a scratch directory that sees the repository's `perceptspec/` (so
+Each snippet runs in a process of its own (forked from a warm interpreter that has imported torch and the other heavy
+libraries but not perceptspec: `tests/warm_python.py`), from a scratch directory that sees the repository's `perceptspec/` (so
 paths such as 'perceptspec/examples/cartpole.yaml' resolve as they do from a clone) and receives the files it writes.
 A snippet whose first line names a script ('# train_ddp.py') is that script, run as the text under it says
 (`torchrun`). Snippets that train for real are `slow` (make test-all).
@@ -21,10 +22,13 @@ import shlex
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.warm_python import WarmPython
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "errors.md"
@@ -33,10 +37,7 @@ INCLUDE = re.compile(r'^--8<-- "([^"]+)"$', re.M)
 SCRIPT = re.compile(r"# (\w+\.py)\n")
 #: what makes a snippet long: real training, a multi-process launch
 SLOW = ("model.learn(", "torchrun", "dist.init_process_group")
-#: the site's guides whose snippets only `make test-all` runs (which also builds the site): a fresh interpreter each,
-#: importing torch, Stable-Baselines3 or TorchRL, about 40 s of CPU in all; they show what README.md and the tests
-#: also cover
-SLOW_DOCUMENTS = ("docs/index.md", "docs/examples.md", "docs/coming-from-", "docs/forward.md", "docs/composer-config.md")
+
 
 
 def snippets(language: str = "python") -> list[tuple[str, str]]:
@@ -54,25 +55,32 @@ def snippets(language: str = "python") -> list[tuple[str, str]]:
 
 
 def params() -> list[object]:
-    return [pytest.param(source, id=name, marks=[pytest.mark.slow] if any(s in source for s in SLOW)
-                         or name.startswith(SLOW_DOCUMENTS) else [])
+    return [pytest.param(source, id=name, marks=[pytest.mark.slow] if any(s in source for s in SLOW) else [])
             for name, source in snippets()]
 
 
+@pytest.fixture(scope="session")
+def warm_python() -> Iterator[WarmPython]:
+    """One warm interpreter per pytest worker, started when the first snippet needs it."""
+    warm = WarmPython()
+    yield warm
+    warm.close()
+
+
 @pytest.mark.parametrize("source", params())
-def test_the_snippet_runs_as_written(source: str, tmp_path: Path) -> None:
+def test_the_snippet_runs_as_written(source: str, tmp_path: Path, warm_python: WarmPython) -> None:
     (tmp_path / "perceptspec").symlink_to(ROOT / "perceptspec")
     script = SCRIPT.match(source)
-    if script is not None:
-        (tmp_path / script.group(1)).write_text(source)
-        torchrun = Path(sys.executable).with_name("torchrun")
-        command = [str(torchrun), "--standalone", "--nproc-per-node=2", script.group(1)]
-    else:
-        command = [sys.executable, "-c", source]
+    if script is None:
+        result = warm_python.run(source, tmp_path, {"PYTHONPATH": str(tmp_path)})
+        assert result.returncode == 0, result.output[-6000:]
+        return
+    (tmp_path / script.group(1)).write_text(source)
+    torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-                            check=False)
-    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    launched = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", script.group(1)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert launched.returncode == 0, f"{launched.stdout[-2000:]}\n{launched.stderr[-4000:]}"
 
 
 def test_every_document_with_code_is_collected() -> None:

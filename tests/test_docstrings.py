@@ -25,7 +25,7 @@ from perceptspec._spec._field_doc import field_docs
 ROOT = Path(__file__).resolve().parents[1]
 #: the public modules besides the package itself, whose public names are documented too
 MODULES = ("perceptspec.spaces", "perceptspec.integrations", "perceptspec.distributions", "perceptspec.integrations.sb3",
-           "perceptspec.integrations.sb3_off_policy", "perceptspec.integrations.tensordict")
+           "perceptspec.integrations.sb3_off_policy", "perceptspec.integrations.tensordict", "perceptspec.templates")
 
 
 def public_objects() -> dict[str, object]:

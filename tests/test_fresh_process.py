@@ -36,10 +36,6 @@ from tests.test_materialize import AC_SHAPES, actor_critic
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = "tests.torch_model_fixtures"
 
-#: all probes on one worker under pytest-xdist (`--dist loadgroup`) where xdist honours it; the children run once
-#: either way (`child_runs`)
-pytestmark = pytest.mark.xdist_group("fresh_process")
-
 
 class Probe(NamedTuple):
     phase: str  # 'fresh', 'no_torch' or 'torch'
@@ -304,8 +300,8 @@ def child_run(out: Path) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def out_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """One directory for the whole run, shared by pytest-xdist's workers (their temporary directories are siblings),
-    so the children run once: with pytest 9 and xdist 3.8 the `xdist_group` mark no longer keeps this module's tests
-    on one worker."""
+    so the children run once however the run spreads this module's tests (`make test`'s `--dist loadfile` keeps them
+    on one worker; `--dist load` does not)."""
     root = tmp_path_factory.getbasetemp()
     out = (root if worker_id == "master" else root.parent) / "fresh_process"
     out.mkdir(exist_ok=True)
