@@ -41,9 +41,10 @@ test: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 typecheck pytest
 
 # everything: the slow tests too (training, DDP on Example 2, inductor compiles of every example), the
-# `thorough` Hypothesis profile (2,000 fresh examples per property), then the documentation site (make docs)
+# `thorough` Hypothesis profile (2,000 fresh examples per property), then the documentation site (make docs); tests
+# spread one by one (`worksteal`): the long ones sit in a few files, which whole-file scheduling leaves to one worker
 pytest-all: $(STAMP)
-	$(PY) -m pytest -q $(XDIST) --hypothesis-profile=thorough
+	$(PY) -m pytest -q -n 2 --dist worksteal --hypothesis-profile=thorough
 
 test-all: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 typecheck pytest-all
