@@ -131,7 +131,8 @@ def assert_identical(a: State, b: State, what: str) -> None:
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                     reason="this torch build has no torch.distributed gloo backend")
 @pytest.mark.skipif(not Path("/sys/class/net/lo").exists(), reason="needs the Linux loopback interface 'lo'")
-@pytest.mark.parametrize("name", ["mlp", pytest.param("example2", marks=pytest.mark.slow)])
+@pytest.mark.slow  # two spawned interpreters importing torch: `make test-all`, with the other long runs
+@pytest.mark.parametrize("name", ["mlp", "example2"])
 def test_ddp_keeps_ranks_identical(name: str, tmp_path: Path) -> None:
     run = RUNS[name]
     run_workers(run, tmp_path)
