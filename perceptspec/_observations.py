@@ -286,6 +286,12 @@ def module_inputs(prep: Preprocessing, values: Mapping[str, Any], batch_dims: in
     for key, value in values.items():
         c = prep.conversions[key]
         x = torch.as_tensor(value)
+        entry = tuple(x.shape[batch_dims:])
+        if entry != c.raw_shape and [d for d in entry if d != 1] != [d for d in c.raw_shape if d != 1]:
+            raise SpecError(f"observation '{key}'", [
+                f"expected entries of shape {c.raw_shape} (after {batch_dims} batch dim(s)), got {entry}: only "
+                f"dims of size 1 are added or dropped (SB3 keeps a Discrete as (1,)), never a layout guessed (an "
+                f"image transposed by a wrapper the networks were not composed for)"])
         x = x.reshape(*x.shape[:batch_dims], *c.raw_shape)
         inputs[key] = x.long() if c.role == INDEX else x.float() if c.role == FEATURES else x
     return inputs

@@ -133,6 +133,22 @@ def test_dict_observations_with_a_q_critic() -> None:
     assert set(model.policy.critic.q_networks[0].in_shapes) == {"angle", "speed", "action"}
 
 
+
+def test_tuple_observations_through_the_flat_observation_wrapper() -> None:
+    """SB3's replay buffer refuses a Tuple observation space; behind `FlatObservationWrapper` the actor and the Q
+    critics read its entries under perceptspec's names, as `ps.compose` names them for the unwrapped env."""
+    from perceptspec.integrations.sb3 import FlatObservationWrapper
+
+    pendulum = gym.make("Pendulum-v1")
+    space = gym.spaces.Tuple((gym.spaces.Box(-1.0, 1.0, (2,)), gym.spaces.Box(-8.0, 8.0, (1,))))
+    env = FlatObservationWrapper(gym.wrappers.TransformObservation(pendulum, lambda o: (o[:2], o[2:]), space))
+    model = learned("SAC", env=env, steps=150)
+    composed = ps.compose(PENDULUM, space, pendulum.action_space)
+    assert model.policy.critic.q_networks[0].in_shapes == composed.in_shapes["critic"]
+    assert set(composed.in_shapes["critic"]) == {"observation/0", "observation/1", "action"}
+    assert parameter_count(model.policy.actor) == parameter_count(composed.policy)
+
+
 # --- errors ---------------------------------------------------------------------------------------------------------
 
 def test_an_off_policy_critic_must_read_the_action() -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import textwrap
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,35 +21,7 @@ from perceptspec._observations import flat_values, module_inputs, preprocessing
 from perceptspec._torch._walk import every_key
 from perceptspec.cli import main
 from perceptspec.integrations import spec_config
-
-Shapes = Mapping[str, Sequence[int]]
-IMAGE_LAST = gym.spaces.Box(0, 255, (12, 10, 3), np.uint8)
-IMAGE_FIRST = gym.spaces.Box(0, 255, (3, 12, 10), np.uint8)
-NESTED = gym.spaces.Dict({
-    "agent": gym.spaces.Dict({"position": gym.spaces.Box(-1.0, 1.0, (2,), np.float32), "cell": gym.spaces.Discrete(5)}),
-    "camera": IMAGE_LAST,
-    "inventory": gym.spaces.Tuple((gym.spaces.MultiBinary(3), gym.spaces.MultiDiscrete([2, 3]))),
-})
-
-#: space -> (what the network functions are given, what the modules read)
-SPACES: dict[str, tuple[gym.Space[Any], Shapes, Shapes]] = {
-    "discrete": (gym.spaces.Discrete(6), {"observation": (6,)}, {"observation": ()}),
-    "multi_discrete": (gym.spaces.MultiDiscrete([3, 2, 4]), {"observation": (9,)}, {"observation": (3,)}),
-    "multi_binary": (gym.spaces.MultiBinary([2, 3]), {"observation": (2, 3)}, {"observation": (2, 3)}),
-    "box_rank_0": (gym.spaces.Box(-1.0, 1.0, (), np.float32), {"observation": (1,)}, {"observation": ()}),
-    "box_rank_1": (gym.spaces.Box(-1.0, 1.0, (4,), np.float32), {"observation": (4,)}, {"observation": (4,)}),
-    "box_rank_2": (gym.spaces.Box(-1.0, 1.0, (3, 4), np.float64), {"observation": (3, 4)}, {"observation": (3, 4)}),
-    "box_of_ints": (gym.spaces.Box(0, 9, (2, 2), np.int64), {"observation": (2, 2)}, {"observation": (2, 2)}),
-    "image_channel_last": (IMAGE_LAST, {"observation": (3, 12, 10)}, {"observation": (12, 10, 3)}),
-    "image_channel_first": (IMAGE_FIRST, {"observation": (3, 12, 10)}, {"observation": (3, 12, 10)}),
-    "tuple": (gym.spaces.Tuple((gym.spaces.Discrete(4), gym.spaces.Box(-1.0, 1.0, (2,), np.float32))),
-              {"observation/0": (4,), "observation/1": (2,)}, {"observation/0": (), "observation/1": (2,)}),
-    "nested_dict": (NESTED, {"agent/cell": (5,), "agent/position": (2,), "camera": (3, 12, 10), "inventory/0": (3,),
-                             "inventory/1": (5,)},
-                    {"agent/cell": (), "agent/position": (2,), "camera": (12, 10, 3), "inventory/0": (3,),
-                     "inventory/1": (2,)}),
-}
-
+from tests.space_env import NESTED, SPACES, Shapes
 
 def config(**observations: Any) -> dict[str, Any]:
     """Maze's FlattenConcat nets (generic over the observation keys), a discrete head and a state critic."""
@@ -87,6 +59,69 @@ def test_every_space_kind_composes_and_reads_raw_observations(name: str) -> None
         assert isinstance(module, ps.SpecModule)
         assert_fold_matches_forward(module, inputs)
         assert ps.from_yaml(ps.to_yaml(module.spec)) == module.spec
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_the_command_line_sb3_and_tensordict_build_what_the_composer_builds(name: str, tmp_path: Path) -> None:
+    """One space, four ways in: `ps.compose`; `perceptspec summary --json` on an env of that space; SB3's PPO with
+    `SpecActorCriticPolicy` (Tuple and nested Dict observations through `FlatObservationWrapper`, as SB3's buffers
+    need); a TensorDict with nested keys. Same networks (inputs, outputs, parameter counts) and same outputs on the
+    same observations."""
+    from stable_baselines3 import PPO
+    from tensordict import TensorDict  # type: ignore[import-untyped]  # tensordict ships no type information
+
+    from perceptspec.integrations.sb3 import FlatObservationWrapper, SpecActorCriticPolicy
+    from perceptspec.integrations.tensordict import as_tensordict_module
+    from tests.space_env import SpaceEnv
+
+    space = SPACES[name][0]
+    models = ps.compose(config(), space, gym.spaces.Discrete(3))
+    inputs = raw_batch(space)
+    expected = models.actor_critic(inputs)
+    counts = {role: sum(p.numel() for p in getattr(models, role).parameters()) for role in ("policy", "critic")}
+
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config()))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["summary", str(path), "--env", "tests.space_env:SpaceEnv", "--env-kwargs",
+                     json.dumps({"space": name}), "--json"]) == 0
+    networks = json.loads(out.getvalue())["networks"]
+    for role in ("policy", "critic"):
+        assert networks[role]["parameters"] == counts[role], role
+        assert networks[role]["inputs"] == {k: list(v) for k, v in models.in_shapes[role].items()}, role
+
+    env: gym.Env[Any, Any] = SpaceEnv(name)
+    if isinstance(space, gym.spaces.Tuple) or any(isinstance(s, (gym.spaces.Dict, gym.spaces.Tuple))
+                                                  for s in getattr(space, "spaces", {}).values()):
+        env = FlatObservationWrapper(env)
+    model = PPO(SpecActorCriticPolicy, env, policy_kwargs={"config": config()}, n_steps=8, batch_size=8, seed=0)
+    policy = model.policy
+    assert isinstance(policy, SpecActorCriticPolicy)
+    assert sum(p.numel() for p in policy.parameters()) == sum(counts.values())
+    space.seed(0)
+    samples: list[Any] = [env.observation(space.sample()) if isinstance(env, FlatObservationWrapper)
+                          else space.sample() for _ in range(3)]
+    batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]} if isinstance(samples[0], dict) \
+        else np.stack(samples)
+    obs, _ = policy.obs_to_tensor(batch)
+    distribution = policy.get_distribution(obs).distribution
+    assert isinstance(distribution, torch.distributions.Categorical)
+    torch.testing.assert_close(distribution.logits,
+                               torch.log_softmax(expected["action"], -1))
+    torch.testing.assert_close(policy.predict_values(obs), expected["value"])
+    model.learn(8)  # SB3's own path: its wrappers (VecTransposeImage), buffers and update
+    assert not torch.equal(policy.predict_values(obs), expected["value"])
+
+    nested: dict[str, Any] = {}
+    for key, value in inputs.items():
+        *levels, leaf = key.split("/")
+        node = nested
+        for level in levels:
+            node = node.setdefault(level, {})
+        node[leaf] = value
+    td = as_tensordict_module(models.policy, out_keys={"action": "logits"})(TensorDict(nested, batch_size=[3]))
+    torch.testing.assert_close(td["logits"], expected["action"])
 
 
 @pytest.mark.parametrize("name", ["discrete", "multi_discrete", "image_channel_last", "tuple", "nested_dict"])
@@ -188,7 +223,7 @@ def test_torchrl_gym_env_gives_discrete_observations_as_the_modules_read_them() 
 
 
 def test_tensordict_reads_nested_observations_by_nested_keys() -> None:
-    from tensordict import TensorDict  # type: ignore[import-untyped]
+    from tensordict import TensorDict
 
     from perceptspec.integrations.tensordict import as_tensordict_module
 

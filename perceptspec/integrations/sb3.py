@@ -33,7 +33,9 @@ SB3's on-policy algorithms take only Box, Discrete, MultiDiscrete and MultiBinar
 (nested) Dict or multi-dimensional MultiBinary actions in `FlatActionWrapper`: SB3 sees one flat Box
 (`FlatActionSpace`: each action's entries in turn, a Discrete as its index), the policy composes one head per action
 of the original space (`perceptspec.spaces` names them) and the wrapper hands the env its structured action. gSDE
-(`use_sde=True`) is not supported.
+(`use_sde=True`) is not supported. Likewise SB3's buffers refuse Tuple and nested Dict observations: wrap the env in
+`FlatObservationWrapper` (one flat Dict under perceptspec's flattened names); the policies compose for the original
+space, so the networks are those `ps.compose` and the command line build for the unwrapped env.
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ from perceptspec._errors import SpecError
 from perceptspec._observations import OBSERVATION, flat_values, module_inputs, preprocessing
 from perceptspec.templates import DEFAULT_CONFIG
 from perceptspec.integrations.sb3_actions import FlatActionSpace, FlatActionWrapper, SpecDistribution
+from perceptspec.integrations.sb3_observations import (FlatObservationSpace, FlatObservationWrapper,
+                                                       observation_structure)
 
-__all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "SpecActorCriticPolicy", "SpecDistribution",
-           "network_inputs", "with_image_scaling"]
+__all__ = ["ACTION", "OBSERVATION", "FlatActionSpace", "FlatActionWrapper", "FlatObservationSpace",
+           "FlatObservationWrapper", "SpecActorCriticPolicy", "SpecDistribution", "network_inputs",
+           "observation_structure", "with_image_scaling"]
 
 ACTION = "action"  # the head name of a plain (non-Dict) action space, as `perceptspec.spaces` names it
 
@@ -99,8 +104,9 @@ def network_inputs(obs: PyTorchObs, observation_space: gym.Space[Any]) -> dict[s
         ['observation']
     """
     named = obs if isinstance(obs, dict) else {OBSERVATION: obs}
-    return module_inputs(preprocessing([observation_space]), flat_values(observation_space, named)
-                         if isinstance(observation_space, gym.spaces.Dict) else named)
+    return module_inputs(preprocessing([observation_structure(observation_space)]),
+                         flat_values(observation_space, named) if isinstance(observation_space, gym.spaces.Dict)
+                         else named)
 
 
 def _sb3_has(choice: spaces.DistributionChoice | None, sb3_distribution: type[Distribution]) -> bool:
@@ -155,8 +161,8 @@ class SpecActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         structure = self.action_space.structure if isinstance(self.action_space, FlatActionSpace) \
             else self.action_space
-        models = compose(with_image_scaling(self.config, self.normalize_images), self.observation_space, structure,
-                         allow=self.allow)
+        models = compose(with_image_scaling(self.config, self.normalize_images),
+                         observation_structure(self.observation_space), structure, allow=self.allow)
         if models.critic_kind == "none":
             raise SpecError("SpecActorCriticPolicy", ["the config has no critic: PPO and A2C need one "
                                                       "(critic.kind 'state' or 'shared_state')"])

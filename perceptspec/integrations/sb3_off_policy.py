@@ -47,7 +47,7 @@ from perceptspec._errors import SpecError
 from perceptspec._materialize import materialize
 from perceptspec._torch import SpecModule
 from perceptspec.spaces import action_shapes, as_choice, distribution_choices
-from perceptspec.integrations.sb3 import ACTION, network_inputs, with_image_scaling
+from perceptspec.integrations.sb3 import ACTION, network_inputs, observation_structure, with_image_scaling
 
 __all__ = ["SpecDQNPolicy", "SpecQNetwork", "SpecSACActor", "SpecSACPolicy", "SpecStateActionCritic",
            "SpecTD3Actor", "SpecTD3Policy"]
@@ -72,7 +72,7 @@ def compose_networks(config: Mapping[str, Any], observation_space: gym.Space[Any
     if not critic and kind != "none":
         raise SpecError(where, [f"critic: expected none (the policy's Q network is the 'action' head), got kind "
                                 f"{kind!r}"])
-    models = compose({**config, "distribution_overrides": overrides}, observation_space,
+    models = compose({**config, "distribution_overrides": overrides}, observation_structure(observation_space),
                      action_space, allow=allow)
     if not isinstance(models.policy, SpecModule) or (critic and not isinstance(models.critic, SpecModule)):
         raise SpecError(where, ["the networks must be built from specs (plain nn.Module targets cannot be "
