@@ -17,7 +17,7 @@ from torch.nn.utils import parametrize
 
 import perceptspec as ps
 from benchmarks._networks import Network
-from benchmarks._timing import Timing, fmt_time, interleaved
+from benchmarks._timing import MAX_ROUNDS, Timing, fmt_time, interleaved
 
 #: the layers that get the attachment
 LAYERS = (nn.Linear, nn.Conv2d)
@@ -83,7 +83,7 @@ def attached_cases(networks: Sequence[Network], batches: Sequence[int], budget: 
                     for key, value in expected.items():
                         torch.testing.assert_close(got[key], value, rtol=1e-3, atol=1e-4)
                     timings = interleaved({"hand": lambda: hand(inputs), "ps": lambda: ps_module(inputs)},
-                                          budget=budget, sample=0.02)
+                                          budget=budget, sample=0.02, max_rounds=MAX_ROUNDS)
                 cases.append(AttachedCase(net.name, name, batch, timings["hand"], timings["ps"]))
     return cases
 

@@ -35,6 +35,11 @@ def time_calls(fn: Callable[[], object], calls: int) -> float:
     return (time.thread_time() - start) / calls
 
 
+#: rounds at most for a `make bench` case: at 15 the median paired ratio of two variants running the same code still
+#: moved by ±0.04, enough to read a network at the 1.0 bound as over it; 40 resolve about ±0.015
+MAX_ROUNDS = 40
+
+
 def interleaved(variants: Mapping[str, Callable[[], object]], *, budget: float, sample: float = 0.01,
                 min_rounds: int = 3, max_rounds: int = 15, warmup: int = 2,
                 estimate: Mapping[str, float] | None = None) -> dict[str, Timing]:

@@ -33,7 +33,7 @@ from benchmarks import _handwritten as hw
 from benchmarks import _maze, _tensordict
 from benchmarks._attached import AttachedCase, attached_cases, attached_table
 from benchmarks._networks import Network, load_examples
-from benchmarks._timing import Timing, fmt_time, interleaved
+from benchmarks._timing import MAX_ROUNDS, Timing, fmt_time, interleaved
 from perceptspec._fold._program import lower
 from perceptspec._fold._shapes import _trace
 
@@ -179,7 +179,7 @@ def run_case(net: Network, variants: list[Variant], batch: int, backward: bool, 
         if heavy:
             budget = min(max(budget, 8 * sum(estimate.values())), 5.0)
         timings = interleaved(steps, budget=budget, sample=0.02, warmup=0 if heavy else 2,
-                              estimate=estimate if heavy else None)
+                              estimate=estimate if heavy else None, max_rounds=MAX_ROUNDS)
     return Case(net, batch, backward, timings, first_call)
 
 
@@ -466,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for note in (variants.maze_note, variants.td_note):
         print(note)
     batches = (1, 32) if args.quick else (1, 32, 256)
-    budget = 0.6 if args.quick else 2.5
+    budget = 0.6 if args.quick else 5.0
     cases = []
     for net in networks:
         net_variants = variants.of(net)
