@@ -4,6 +4,7 @@ output directory, written after every evaluation so that it is there even if the
 
 from __future__ import annotations
 
+import argparse
 import csv
 import time
 from pathlib import Path
@@ -16,7 +17,22 @@ matplotlib.use("Agg")  # files only: no display needed
 
 from matplotlib import pyplot  # noqa: E402  (after choosing the backend)
 
-__all__ = ["TrainingProgress"]
+__all__ = ["TrainingProgress", "training_arguments"]
+
+
+def training_arguments(description: str | None, *, budget: tuple[str, int], eval_every: int, eval_episodes: int,
+                       target: float, out: str) -> argparse.ArgumentParser:
+    """The command line every training example shares: --seed, the step budget (`budget`: its flag and default),
+    --eval-every, --eval-episodes, --target (the mean evaluation return that ends the run) and --out (where the
+    learning curve goes); an example adds its own arguments to the parser."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(budget[0], type=int, default=budget[1])
+    parser.add_argument("--eval-every", type=int, default=eval_every)
+    parser.add_argument("--eval-episodes", type=int, default=eval_episodes)
+    parser.add_argument("--target", type=float, default=target)
+    parser.add_argument("--out", type=Path, default=Path(out), help="for the learning curve")
+    return parser
 
 
 class TrainingProgress:

@@ -12,11 +12,9 @@ pass first. A progress bar runs over the step budget; the learning curve goes to
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -26,7 +24,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
 import perceptspec as ps
-from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.progress import TrainingProgress, training_arguments
 from perceptspec.examples.sb3_evaluation import Evaluation
 from perceptspec.integrations.sb3 import SpecActorCriticPolicy
 
@@ -44,13 +42,8 @@ def linear(start: float) -> Callable[[float], float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=300_000)
-    parser.add_argument("--eval-every", type=int, default=10_000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--target", type=float, default=475.0)
-    parser.add_argument("--out", type=Path, default=Path("out/train_cartpole"), help="for the learning curve")
+    parser = training_arguments(__doc__, budget=("--max-steps", 300_000), eval_every=10_000, eval_episodes=20,
+                                target=475.0, out="out/train_cartpole")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # a 700-parameter network: threads cost more than they give

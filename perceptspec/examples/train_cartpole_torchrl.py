@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import resources
-from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +29,7 @@ from torchrl.modules import ProbabilisticActor  # type: ignore[import-untyped]  
 from torchrl.objectives import ClipPPOLoss, ValueEstimators  # type: ignore[import-untyped]  # as above
 
 import perceptspec as ps
-from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.progress import TrainingProgress, training_arguments
 from perceptspec.integrations.tensordict import as_tensordict_module
 
 CONFIG = resources.files("perceptspec.examples") / "cartpole.yaml"
@@ -58,13 +57,8 @@ def evaluate(actor: Any, env: Any, episodes: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-frames", type=int, default=300_000)
-    parser.add_argument("--eval-every", type=int, default=10_240)
-    parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--target", type=float, default=475.0)
-    parser.add_argument("--out", type=Path, default=Path("out/train_cartpole_torchrl"), help="for the learning curve")
+    parser = training_arguments(__doc__, budget=("--max-frames", 300_000), eval_every=10_240, eval_episodes=20,
+                                target=475.0, out="out/train_cartpole_torchrl")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)

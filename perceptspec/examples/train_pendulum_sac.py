@@ -12,17 +12,15 @@ budget; the learning curve goes to `--out`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib import resources
-from pathlib import Path
 
 import gymnasium as gym
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.monitor import Monitor
 
-from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.progress import TrainingProgress, training_arguments
 from perceptspec.examples.sb3_evaluation import Evaluation
 from perceptspec.integrations.sb3_off_policy import SpecSACPolicy
 
@@ -33,13 +31,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=50_000)
-    parser.add_argument("--eval-every", type=int, default=2_000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--target", type=float, default=-250.0)
-    parser.add_argument("--out", type=Path, default=Path("out/train_pendulum_sac"), help="for the learning curve")
+    parser = training_arguments(__doc__, budget=("--max-steps", 50_000), eval_every=2_000, eval_episodes=10,
+                                target=-250.0, out="out/train_pendulum_sac")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # small networks, batch 256: threads cost more than they give

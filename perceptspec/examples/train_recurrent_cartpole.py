@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -30,7 +29,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import perceptspec as ps
-from perceptspec.examples.progress import TrainingProgress
+from perceptspec.examples.progress import TrainingProgress, training_arguments
 from perceptspec.examples.sb3_evaluation import Evaluation
 # rl-baselines3-zoo's settings for CartPole-v1, which its PPO-LSTM settings for CartPoleNoVel-v1 repeat
 from perceptspec.examples.train_cartpole import CLIP_RANGE, LEARNING_RATE, N_ENVS, PPO_KWARGS, linear
@@ -83,16 +82,11 @@ def train(algorithm: type[BaseAlgorithm], policy: type[SpecActorCriticPolicy], c
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=200_000)
-    parser.add_argument("--eval-every", type=int, default=10_000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser = training_arguments(__doc__, budget=("--max-steps", 200_000), eval_every=10_000, eval_episodes=20,
+                                target=300.0, out="out/train_recurrent_cartpole")
     parser.add_argument("--confirm-episodes", type=int, default=50)
-    parser.add_argument("--target", type=float, default=300.0)
     parser.add_argument("--feedforward-below", type=float, default=150.0)
     parser.add_argument("--config", default=str(CONFIG), help="the recurrent networks' composer config")
-    parser.add_argument("--out", type=Path, default=Path("out/train_recurrent_cartpole"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small networks: threads cost more than they give
 
